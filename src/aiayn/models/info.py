@@ -1,0 +1,130 @@
+"""What a model is made of: parameters by component, FLOPs per token, and a shape trace."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import nn
+
+from aiayn.config import ModelConfig
+from aiayn.models.encoder_decoder import EncoderDecoder
+from aiayn.nn.trace import TraceStep, shape_trace
+
+
+def parameter_breakdown(model: EncoderDecoder) -> dict[str, int]:
+    """Unique parameters per component; a tied matrix is counted once, under "embeddings"."""
+    seen: set[int] = set()
+
+    def count(*modules: nn.Module | None) -> int:
+        total = 0
+        for module in modules:
+            for p in module.parameters() if module is not None else ():
+                if id(p) not in seen:
+                    seen.add(id(p))
+                    total += p.numel()
+        return total
+
+    enc, dec = model.encoder, model.decoder
+    parts = {
+        "embeddings": count(enc.embed, dec.embed, enc.positional, dec.positional),
+        "encoder": count(enc.layers, enc.norm),
+        "decoder": count(dec.layers, dec.norm),
+        "output": count(model.generator),
+    }
+    parts["total"] = sum(parts.values())
+    return parts
+
+
+@dataclass(frozen=True)
+class FlopEstimate:
+    """Matmul FLOPs (a multiply-add = 2) of one sentence pair, as nanoGPT and PaLM count them."""
+
+    src_len: int
+    tgt_len: int
+    encoder: int
+    decoder: int
+    output: int
+
+    @property
+    def forward(self) -> int:
+        return self.encoder + self.decoder + self.output
+
+    @property
+    def forward_per_tgt_token(self) -> float:
+        return self.forward / self.tgt_len
+
+    @property
+    def train_per_tgt_token(self) -> float:
+        """Forward + backward ≈ 3 × forward (the backward pass does two matmuls per forward one)."""
+        return 3 * self.forward_per_tgt_token
+
+    def to_dict(self) -> dict:
+        return {
+            **asdict(self),
+            "forward": self.forward,
+            "forward_per_tgt_token": self.forward_per_tgt_token,
+            "train_per_tgt_token": self.train_per_tgt_token,
+        }
+
+
+def estimate_flops(cfg: ModelConfig, src_len: int = 32, tgt_len: int = 32) -> FlopEstimate:
+    """Forward matmul FLOPs for a source of `src_len` and a target of `tgt_len` tokens.
+
+    Masked (causal) scores are counted as computed, since dense kernels compute them.
+    """
+    D, F, S, T = cfg.d_model, cfg.d_ff, src_len, tgt_len
+
+    def projections(n: int) -> int:  # one D×D linear map over n positions
+        return 2 * n * D * D
+
+    def ffn(n: int) -> int:  # W1 (D×F) and W2 (F×D)
+        return 2 * 2 * n * D * F
+
+    def attend(q: int, k: int) -> int:  # QKᵀ and weights·V, all heads together
+        return 2 * 2 * q * k * D
+
+    encoder_layer = 4 * projections(S) + attend(S, S) + ffn(S)
+    decoder_layer = (
+        4 * projections(T)  # self-attention Q, K, V, O
+        + attend(T, T)
+        + 2 * projections(T)  # cross-attention Q, O on target positions
+        + 2 * projections(S)  # cross-attention K, V on the encoder output
+        + attend(T, S)
+        + ffn(T)
+    )
+    return FlopEstimate(
+        src_len=S,
+        tgt_len=T,
+        encoder=cfg.n_encoder_layers * encoder_layer,
+        decoder=cfg.n_decoder_layers * decoder_layer,
+        output=2 * T * D * cfg.tgt_vocab_size,
+    )
+
+
+def trace_shapes(cfg: ModelConfig, batch: int = 2, src_len: int = 7, tgt_len: int = 5):
+    """Every traced tensor shape of one teacher-forced forward pass on a random batch.
+
+    Uses the reference ("math") attention so that scores and weights appear as tensors.
+    """
+    cfg = cfg.replace(attention_impl="math")
+    with torch.device("meta"):  # shapes only: no memory, no compute, even for `big`
+        model = EncoderDecoder(cfg).eval()
+        src = torch.zeros(batch, src_len, dtype=torch.long)
+        tgt = torch.zeros(batch, tgt_len, dtype=torch.long)
+        with shape_trace(model) as steps, torch.no_grad():
+            model(src, tgt)
+    return list(steps)
+
+
+def format_trace(steps: list[TraceStep], first_layer_only: bool = True) -> list[str]:
+    """Readable lines; by default layers after the first are elided (they repeat the first)."""
+    lines = []
+    for step in steps:
+        if first_layer_only and ".layers." in step.module:
+            index = step.module.split(".layers.")[1].split(".")[0]
+            if index != "0":
+                continue
+        shape = "(" + ", ".join(map(str, step.shape)) + ")"
+        lines.append(f"{step.module:<34} {step.name:<38} {shape}")
+    return lines

@@ -1,0 +1,58 @@
+"""Named model sizes. Each is a function returning a `ModelConfig`; overrides are keywords.
+
+presets.base(vocab_size=37000)           # the paper's base model, ~63M parameters
+presets.get("tiny", src_vocab_size=100, tgt_vocab_size=100, tie_embeddings="decoder")
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from aiayn.config import ModelConfig
+from aiayn.errors import ConfigError
+
+
+def tiny(vocab_size: int = 8000, **overrides: Any) -> ModelConfig:
+    """2+2 layers, d_model 128: seconds-long tests and toy tasks on a laptop CPU."""
+    return _make(vocab_size, dict(d_model=128, n_heads=4, d_ff=512, n_encoder_layers=2,
+                                  n_decoder_layers=2, dropout=0.1), overrides)  # fmt: skip
+
+
+def small(vocab_size: int = 8000, **overrides: Any) -> ModelConfig:
+    """3+3 layers, d_model 256, 8 heads, d_ff 1024: Multi30k-sized, trains on 2 CPU cores."""
+    return _make(vocab_size, dict(d_model=256, n_heads=8, d_ff=1024, n_encoder_layers=3,
+                                  n_decoder_layers=3, dropout=0.1), overrides)  # fmt: skip
+
+
+def base(vocab_size: int = 37000, **overrides: Any) -> ModelConfig:
+    """The paper's base model (Table 3): N=6, d_model=512, d_ff=2048, h=8, P_drop=0.1."""
+    return _make(vocab_size, dict(d_model=512, n_heads=8, d_ff=2048, n_encoder_layers=6,
+                                  n_decoder_layers=6, dropout=0.1), overrides)  # fmt: skip
+
+
+def big(vocab_size: int = 37000, **overrides: Any) -> ModelConfig:
+    """The paper's big model (Table 3): N=6, d_model=1024, d_ff=4096, h=16, P_drop=0.3 (EN-DE)."""
+    return _make(vocab_size, dict(d_model=1024, n_heads=16, d_ff=4096, n_encoder_layers=6,
+                                  n_decoder_layers=6, dropout=0.3), overrides)  # fmt: skip
+
+
+PRESETS: dict[str, Callable[..., ModelConfig]] = {
+    "tiny": tiny,
+    "small": small,
+    "base": base,
+    "big": big,
+}
+
+
+def get(name: str, vocab_size: int | None = None, **overrides: Any) -> ModelConfig:
+    """The preset called `name` (one of PRESETS), with optional overrides."""
+    if name not in PRESETS:
+        raise ConfigError(f"unknown preset '{name}'; choose one of {', '.join(PRESETS)}")
+    fn = PRESETS[name]
+    return fn(**overrides) if vocab_size is None else fn(vocab_size, **overrides)
+
+
+def _make(vocab_size: int, sizes: dict[str, Any], overrides: dict[str, Any]) -> ModelConfig:
+    fields = {"src_vocab_size": vocab_size, "tgt_vocab_size": vocab_size, **sizes, **overrides}
+    return ModelConfig(**fields)

@@ -1,0 +1,59 @@
+"""Model directories: `config.json` (with schema version) + `model.safetensors`.
+
+Loading never unpickles code: weights are safetensors, the config is JSON. Writes go to a
+temporary file first and are renamed into place, so an interrupted save leaves the previous
+files intact.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_model, save_model
+
+from aiayn.config import ModelConfig
+from aiayn.errors import ConfigError
+from aiayn.models.encoder_decoder import EncoderDecoder
+
+CONFIG_NAME = "config.json"
+WEIGHTS_NAME = "model.safetensors"
+
+
+def save_pretrained(model: EncoderDecoder, directory: str | os.PathLike) -> Path:
+    """Write `model`'s config and weights into `directory` (created if needed)."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{WEIGHTS_NAME}.", suffix=".tmp", dir=directory)
+    os.close(fd)
+    try:
+        # save_model (not save_file) drops the duplicate names of tied weights.
+        save_model(model, tmp)
+        os.replace(tmp, directory / WEIGHTS_NAME)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    model.config.save(directory / CONFIG_NAME)
+    return directory
+
+
+def load_pretrained(
+    directory: str | os.PathLike, device: str | torch.device = "cpu"
+) -> EncoderDecoder:
+    """Rebuild the model saved in `directory` by `save_pretrained`, in eval mode."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise ConfigError(f"{directory}: no such model directory")
+    config = ModelConfig.load(directory / CONFIG_NAME)
+    weights = directory / WEIGHTS_NAME
+    if not weights.is_file():
+        raise ConfigError(f"{weights}: weights file missing; was the model saved completely?")
+    model = EncoderDecoder(config)
+    try:
+        load_model(model, weights, device=str(device))
+    except (RuntimeError, OSError, SafetensorError) as err:
+        raise ConfigError(f"{weights}: cannot load weights ({err})") from None
+    return model.to(device).eval()

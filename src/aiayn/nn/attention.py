@@ -1,0 +1,153 @@
+"""Scaled dot-product attention and multi-head attention (§3.2).
+
+    Attention(Q, K, V) = softmax(QKᵀ / √d_k) V                                  (eq. 1)
+    MultiHead(Q, K, V) = Concat(head_1, …, head_h) W_O,
+        head_i = Attention(Q W_Q_i, K W_K_i, V W_V_i)
+
+Two implementations of eq. 1 that tests hold equal: "math", the reference, written as the
+equation and able to return the attention weights; and "sdpa", PyTorch's fused kernel
+(flash / memory-efficient / C++ math, whichever fits the device), which never materialises
+the weights. Masks follow the package convention (`aiayn.nn.masks`): bool, True = may attend.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, Literal
+
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from aiayn.nn.masks import to_additive
+from aiayn.nn.trace import record
+
+if TYPE_CHECKING:
+    from aiayn.nn.kv_cache import KVCache, StaticKV
+    from aiayn.nn.positional import PositionalEncoding
+
+Impl = Literal["sdpa", "math"]
+
+
+def scaled_dot_product_attention(
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    mask: Tensor | None = None,
+    bias: Tensor | None = None,
+    dropout_p: float = 0.0,
+    impl: Impl = "sdpa",
+    need_weights: bool = False,
+) -> tuple[Tensor, Tensor | None]:
+    """softmax(QKᵀ/√d_k + bias, masked) V.
+
+    Shape: q (B, H, T, Dh), k and v (B, H, S, Dh), mask bool broadcastable to (B, H, T, S),
+    bias float broadcastable to (B, H, T, S) -> out (B, H, T, Dh), weights (B, H, T, S) or None.
+    Every query must be allowed at least one key (a fully masked row has no softmax).
+    `dropout_p` applies to the weights; pass 0.0 in eval mode. `need_weights` forces "math".
+    """
+    if impl == "sdpa" and not need_weights:
+        attn_mask = mask
+        if bias is not None:  # SDPA takes one mask: fold the bool mask into the float bias
+            attn_mask = bias if mask is None else bias + to_additive(mask, bias.dtype)
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, dropout_p=dropout_p)
+        record("softmax(QKᵀ/√d_k)V (fused SDPA)", out)
+        return out, None
+
+    # Why √d_k: for unit-variance q, k the dot product has variance d_k; unscaled, large d_k
+    # pushes softmax into saturation where its gradients vanish (§3.2.1, footnote 4).
+    scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])  # (B, H, T, S)
+    record("scores QKᵀ/√d_k", scores)
+    if bias is not None:
+        scores = scores + bias
+    if mask is not None:
+        scores = scores.masked_fill(~mask, float("-inf"))  # exactly 0 weight after softmax
+    weights = scores.softmax(dim=-1)  # (B, H, T, S)
+    record("weights softmax(scores)", weights)
+    if dropout_p > 0.0:
+        weights = F.dropout(weights, p=dropout_p)
+    out = weights @ v  # (B, H, T, Dh)
+    record("weights · V", out)
+    return out, (weights if need_weights else None)
+
+
+class MultiHeadAttention(nn.Module):
+    """Multi-head attention for self- and cross-attention (§3.2.2).
+
+    W_Q, W_K, W_V, W_O are separate `nn.Linear(d_model, d_model)` modules: the h per-head
+    projections of the paper are the column blocks of each, so head i uses columns
+    i·Dh … (i+1)·Dh. The state dict therefore reads like the paper (w_q, w_k, w_v, w_o).
+    """
+
+    def __init__(
+        self,
+        d_model: int,
+        n_heads: int,
+        dropout: float = 0.0,
+        bias: bool = True,
+        impl: Impl = "sdpa",
+    ) -> None:
+        super().__init__()
+        if d_model % n_heads:
+            raise ValueError(f"d_model={d_model} must be divisible by n_heads={n_heads}")
+        self.d_model, self.n_heads, self.head_dim = d_model, n_heads, d_model // n_heads
+        self.dropout, self.impl = dropout, impl
+        self.w_q = nn.Linear(d_model, d_model, bias=bias)
+        self.w_k = nn.Linear(d_model, d_model, bias=bias)
+        self.w_v = nn.Linear(d_model, d_model, bias=bias)
+        self.w_o = nn.Linear(d_model, d_model, bias=bias)
+
+    def split_heads(self, x: Tensor) -> Tensor:
+        """(B, T, D) -> (B, H, T, Dh)."""
+        B, T, _ = x.shape
+        return x.view(B, T, self.n_heads, self.head_dim).transpose(1, 2)
+
+    def merge_heads(self, x: Tensor) -> Tensor:
+        """(B, H, T, Dh) -> (B, T, D): Concat(head_1, …, head_h)."""
+        B, _, T, _ = x.shape
+        return x.transpose(1, 2).reshape(B, T, self.d_model)
+
+    def forward(
+        self,
+        query: Tensor,
+        key_value: Tensor | None = None,
+        mask: Tensor | None = None,
+        cache: KVCache | StaticKV | None = None,
+        positional: PositionalEncoding | None = None,
+        need_weights: bool = False,
+    ) -> tuple[Tensor, Tensor | None]:
+        """Attend from `query` to `key_value` (itself when None: self-attention).
+
+        Shape: query (B, T, D), key_value (B, S, D), mask bool broadcastable to (B, H, T, S)
+        -> out (B, T, D), weights (B, H, T, S) if need_weights else None.
+
+        cache: a `KVCache` for decoder self-attention (new K/V are appended; S counts the past
+        steps too) or a `StaticKV` for cross-attention (K/V of the encoder output computed on
+        the first call, reused after; key_value may then be None).
+        positional: a relative scheme (RoPE, ALiBi, …) that acts inside attention; absolute
+        encodings are added to the embeddings instead and pass None here.
+        """
+        q = self.split_heads(self.w_q(query))  # (B, H, T, Dh)
+        record("Q = x·W_Q, split into heads", q)
+        offset = cache.length if cache is not None and not cache.static else 0
+        if cache is not None and cache.static and cache.filled:
+            k, v = cache.k, cache.v  # (B, H, S, Dh), computed once per source sentence
+        else:
+            source = query if key_value is None else key_value
+            k = self.split_heads(self.w_k(source))  # (B, H, S_new, Dh)
+            v = self.split_heads(self.w_v(source))  # (B, H, S_new, Dh)
+            record("K = x·W_K, split into heads", k)
+            record("V = x·W_V, split into heads", v)
+            if positional is not None:
+                q, k = positional.rotate(q, k, offset)
+            if cache is not None:
+                k, v = cache.update(k, v)  # (B, H, S, Dh) with S = past + S_new
+        bias = positional.score_bias(q, k.shape[-2], offset) if positional is not None else None
+        dropout_p = self.dropout if self.training else 0.0
+        out, weights = scaled_dot_product_attention(
+            q, k, v, mask, bias, dropout_p, self.impl, need_weights
+        )
+        out = self.merge_heads(out)  # (B, T, D)
+        record("merge heads (concat)", out)
+        out = self.w_o(out)  # (B, T, D)
+        record("output ·W_O", out)
+        return out, weights

@@ -1,0 +1,120 @@
+"""Key/value caches for incremental decoding (an explicit object, never hidden module state).
+
+At decoding step t the decoder's self-attention needs K/V of steps 0..t; recomputing them each
+step makes decoding quadratic in length. `KVCache` keeps them and appends one step at a time,
+in a preallocated buffer that doubles when full (no torch.cat per step). Cross-attention K/V
+depend only on the encoder output, so `StaticKV` computes them once per source sentence.
+`DecoderCache` holds one of each per decoder layer and reorders them for beam search.
+"""
+
+from __future__ import annotations
+
+from torch import Tensor
+
+
+class KVCache:
+    """Growing K/V of one self-attention layer. k, v: (B, H, S, Dh) with S = `length`."""
+
+    static = False
+
+    def __init__(self, capacity: int = 64) -> None:
+        self.capacity = capacity
+        self._k: Tensor | None = None  # (B, H, capacity, Dh)
+        self._v: Tensor | None = None
+        self.length = 0
+
+    @property
+    def k(self) -> Tensor | None:
+        return None if self._k is None else self._k[:, :, : self.length]
+
+    @property
+    def v(self) -> Tensor | None:
+        return None if self._v is None else self._v[:, :, : self.length]
+
+    def update(self, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
+        """Append new steps and return all of them.
+
+        Shape: k, v (B, H, T, Dh) -> (B, H, length + T, Dh).
+        """
+        T = k.shape[2]
+        if self._k is None:
+            B, H, _, Dh = k.shape
+            cap = max(self.capacity, T)
+            self._k = k.new_empty(B, H, cap, Dh)
+            self._v = v.new_empty(B, H, cap, Dh)
+        elif self.length + T > self._k.shape[2]:  # grow geometrically: amortised O(1) per step
+            cap = max(2 * self._k.shape[2], self.length + T)
+            self._k = _grow(self._k, self.length, cap)
+            self._v = _grow(self._v, self.length, cap)
+        self._k[:, :, self.length : self.length + T] = k
+        self._v[:, :, self.length : self.length + T] = v
+        self.length += T
+        return self.k, self.v
+
+    def reorder(self, index: Tensor) -> None:
+        """Keep batch rows `index` (B',): beam search follows the surviving hypotheses."""
+        if self._k is not None:
+            self._k = self._k.index_select(0, index)
+            self._v = self._v.index_select(0, index)
+
+
+class StaticKV:
+    """K/V of one cross-attention layer, computed from the encoder output on first use."""
+
+    static = True
+
+    def __init__(self) -> None:
+        self.k: Tensor | None = None  # (B, H, S, Dh)
+        self.v: Tensor | None = None
+
+    @property
+    def filled(self) -> bool:
+        return self.k is not None
+
+    @property
+    def length(self) -> int:
+        return 0 if self.k is None else self.k.shape[2]
+
+    def update(self, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
+        self.k, self.v = k, v
+        return k, v
+
+    def reorder(self, index: Tensor) -> None:
+        if self.k is not None:
+            self.k = self.k.index_select(0, index)
+            self.v = self.v.index_select(0, index)
+
+
+class DecoderCache:
+    """Per-layer caches of a decoder: `self_attn[i]` (growing) and `cross_attn[i]` (static)."""
+
+    def __init__(self, n_layers: int, capacity: int = 64) -> None:
+        self.self_attn = [KVCache(capacity) for _ in range(n_layers)]
+        self.cross_attn = [StaticKV() for _ in range(n_layers)]
+
+    @property
+    def length(self) -> int:
+        """Number of target positions decoded so far (the next position's index)."""
+        return self.self_attn[0].length if self.self_attn else 0
+
+    def reorder(self, index: Tensor, cross: bool = True) -> None:
+        """Select batch rows `index` (B',) in every layer.
+
+        Beam search passes `cross=False` when `index` only permutes beams of the same source
+        sentence: their cross-attention K/V are identical, so copying them is wasted work.
+        """
+        for cache in self.self_attn:
+            cache.reorder(index)
+        if cross:
+            for cache in self.cross_attn:
+                cache.reorder(index)
+
+
+def _grow(buf: Tensor, length: int, capacity: int) -> Tensor:
+    B, H, _, Dh = buf.shape
+    new = buf.new_empty(B, H, capacity, Dh)
+    new[:, :, :length] = buf[:, :, :length]
+    return new
+
+
+__all__ = ["DecoderCache", "KVCache", "StaticKV"]

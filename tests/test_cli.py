@@ -1,0 +1,51 @@
+"""The CLI as a user runs it: output, JSON, help, and one-line errors without tracebacks."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from aiayn.cli import main
+
+
+def run(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "aiayn", *args], capture_output=True, text=True, timeout=120
+    )
+
+
+def test_model_info_text(capsys):
+    assert main(["model-info", "--preset", "base"]) == 0
+    out = capsys.readouterr().out
+    assert "63,082,496" in out  # the paper's base model, shared 37k vocabulary
+    assert "tied: the embedding matrix" in out
+    assert "scores QKᵀ/√d_k" in out and "(2, 8, 7, 7)" in out
+
+
+def test_model_info_json(capsys):
+    assert main(["model-info", "--preset", "small", "--vocab-size", "1000", "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["config"]["src_vocab_size"] == 1000
+    assert info["parameters"]["total"] == sum(
+        v for k, v in info["parameters"].items() if k != "total"
+    )
+    assert info["flops"]["train_per_tgt_token"] == pytest.approx(
+        3 * info["flops"]["forward_per_tgt_token"]
+    )
+    assert {"module", "step", "shape"} <= set(info["shape_trace"][0])
+
+
+def test_bad_value_is_one_line_without_traceback():
+    proc = run("model-info", "--preset", "tiny", "--vocab-size", "0")
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr
+    assert proc.stderr.strip().count("\n") == 0
+    assert "src_vocab_size" in proc.stderr and "positive integer" in proc.stderr
+
+
+def test_help_explains_every_flag():
+    proc = run("model-info", "--help")
+    assert proc.returncode == 0
+    for flag in ("--preset", "--vocab-size", "--batch", "--src-len", "--tgt-len", "--json"):
+        assert flag in proc.stdout

@@ -1,0 +1,61 @@
+"""ModelConfig: the paper's defaults, JSON round trip with schema version, clear errors."""
+
+import json
+
+import pytest
+
+from aiayn.config import SCHEMA_VERSION, ModelConfig
+from aiayn.errors import ConfigError
+
+
+def test_defaults_are_the_papers_base_model():
+    cfg = ModelConfig()
+    assert (cfg.d_model, cfg.n_heads, cfg.d_ff, cfg.n_encoder_layers, cfg.dropout) == (
+        512, 8, 2048, 6, 0.1,
+    )  # fmt: skip
+    assert cfg.head_dim == 64 and not cfg.norm_first and cfg.positional == "sinusoidal"
+
+
+def test_json_round_trip(tmp_path):
+    cfg = ModelConfig(d_model=64, n_heads=2, positional="learned", extra={"preset": "x"})
+    cfg.save(tmp_path / "config.json")
+    data = json.loads((tmp_path / "config.json").read_text())
+    assert data["schema_version"] == SCHEMA_VERSION
+    assert ModelConfig.load(tmp_path / "config.json") == cfg
+    assert not list(tmp_path.glob(".*tmp"))  # no temporary file left behind
+
+
+@pytest.mark.parametrize(
+    "fields, message",
+    [
+        ({"d_model": 100, "n_heads": 8}, "divisible by n_heads"),
+        ({"dropout": 1.5}, "'dropout'"),
+        ({"positional": "sinusoid"}, "must be one of sinusoidal"),
+        ({"src_vocab_size": 10, "tgt_vocab_size": 20}, "use 'decoder'"),
+        ({"d_model": -1}, "positive integer"),
+    ],
+)
+def test_invalid_fields_name_the_field(fields, message):
+    with pytest.raises(ConfigError, match=message):
+        ModelConfig(**fields)
+
+
+def test_load_errors_name_the_file_and_problem(tmp_path):
+    path = tmp_path / "config.json"
+    with pytest.raises(ConfigError, match="no such config file"):
+        ModelConfig.load(path)
+    path.write_text("{\n  'bad'\n}")
+    with pytest.raises(ConfigError, match=r"config.json:2: invalid JSON"):
+        ModelConfig.load(path)
+    path.write_text(json.dumps({"d_model": 64}))
+    with pytest.raises(ConfigError, match="missing 'schema_version'"):
+        ModelConfig.load(path)
+    path.write_text(json.dumps({"schema_version": 999}))
+    with pytest.raises(ConfigError, match="schema_version 999 is not supported"):
+        ModelConfig.load(path)
+    path.write_text(json.dumps({"schema_version": SCHEMA_VERSION, "d_modle": 64}))
+    with pytest.raises(ConfigError, match=r"unknown field.*d_modle"):
+        ModelConfig.load(path)
+    path.write_text(json.dumps({"schema_version": SCHEMA_VERSION, "n_heads": 3}))
+    with pytest.raises(ConfigError, match=str(path)):
+        ModelConfig.load(path)
