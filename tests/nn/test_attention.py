@@ -131,3 +131,15 @@ def test_heads_are_independent_column_blocks():
     dh = D // heads
     assert torch.all(after[..., :dh] == 0)
     assert_close(after[..., dh:], before[..., dh:])
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_masking_is_safe_in_half_precision(dtype):
+    """Masked scores get -inf, never a large finite constant like -1e9 that fp16 can't hold."""
+    q, k, v = (t.to(dtype) for t in qkv())
+    mask = some_masks()["padding+causal"].expand(B, H, T, S)
+    out, w = scaled_dot_product_attention(q, k, v, mask, impl="math", need_weights=True)
+    assert torch.isfinite(out).all()
+    assert (w[~mask] == 0).all()
+    fast, _ = scaled_dot_product_attention(q, k, v, mask, impl="sdpa")
+    assert_close(fast, out, atol=2e-2, rtol=2e-2)
