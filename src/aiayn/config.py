@@ -154,3 +154,98 @@ def atomic_write_text(path: Path, text: str) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+Schedule = Literal["noam", "inverse_sqrt", "constant"]
+Precision = Literal["fp32", "bf16", "fp16"]
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How to train: optimiser, schedule, batching, precision, validation and stopping.
+
+    Defaults follow the paper (§5.3, §5.4) and fairseq where the paper is silent.
+    """
+
+    # optimiser (§5.3): Adam with β1 = 0.9, β2 = 0.98, ε = 1e-9
+    adam_betas: tuple[float, float] = (0.9, 0.98)
+    adam_eps: float = 1e-9
+    weight_decay: float = 0.0  # decoupled (AdamW) when > 0; not in the paper
+    clip_norm: float = 0.0  # max gradient L2 norm; 0 = no clipping (the paper does not clip)
+    # schedule (§5.3): lr = scale · d_model^-0.5 · min(step^-0.5, step · warmup^-1.5)
+    schedule: Schedule = "noam"
+    warmup_steps: int = 4000
+    lr_scale: float = 1.0  # "noam" multiplier (fairseq/t2t call it learning_rate / lr factor)
+    peak_lr: float = 5e-4  # "inverse_sqrt" and "constant": the lr reached after warm-up
+    # loss (§5.4): label smoothing ε_ls = 0.1
+    label_smoothing: float = 0.1
+    # batching (§5.1): ~25k source + 25k target tokens per step, reached via accumulation
+    max_tokens: int = 4096  # per micro-batch, padded size of the larger side
+    max_sentences: int | None = None
+    update_freq: int = 1  # micro-batches accumulated per optimiser step (and per rank)
+    # stopping
+    max_steps: int | None = 100_000  # the paper trains base for 100k steps
+    max_epochs: int | None = None
+    max_minutes: float | None = None
+    # validation and checkpoints
+    valid_every: int = 1000  # steps; also saves a checkpoint
+    keep_last: int = 5  # the paper averages the last 5 checkpoints for base
+    best_metric: str = "loss"  # a key returned by validation ("loss", "bleu", …)
+    patience: int | None = None  # validations without improvement before stopping early
+    average_last: int = 0  # > 1: the exported model averages the last K checkpoints
+    # run
+    precision: Precision = "fp32"
+    seed: int = 1
+    log_every: int = 100
+    device: str = "auto"  # "auto": cuda if available, else cpu
+    compile: bool = False  # torch.compile the model (falls back to eager on failure)
+    tensorboard: bool = False
+
+    def __post_init__(self) -> None:
+        def bad(name: str, why: str) -> ConfigError:
+            return ConfigError(f"training option '{name}' = {getattr(self, name)!r}: {why}")
+
+        for name in ("warmup_steps", "max_tokens", "update_freq", "valid_every", "log_every"):
+            if getattr(self, name) <= 0:
+                raise bad(name, "must be positive")
+        for name in ("max_steps", "max_epochs", "max_minutes", "patience", "max_sentences"):
+            value = getattr(self, name)
+            if value is not None and value <= 0:
+                raise bad(name, "must be positive (or unset)")
+        if self.keep_last < 1:
+            raise bad("keep_last", "must keep at least 1 checkpoint")
+        if self.average_last > self.keep_last:
+            raise bad("average_last", f"cannot average more than keep_last={self.keep_last}")
+        if not 0.0 <= self.label_smoothing < 1.0:
+            raise bad("label_smoothing", "must be in [0, 1)")
+        if self.schedule not in Schedule.__args__:
+            raise bad("schedule", f"must be one of {', '.join(Schedule.__args__)}")
+        if self.precision not in Precision.__args__:
+            raise bad("precision", f"must be one of {', '.join(Precision.__args__)}")
+        if self.max_steps is None and self.max_epochs is None and self.max_minutes is None:
+            raise bad("max_steps", "set at least one of max_steps, max_epochs, max_minutes")
+
+    @property
+    def best_higher(self) -> bool:
+        """Whether a larger `best_metric` is better (BLEU, chrF, accuracy) or worse (loss)."""
+        return self.best_metric in ("bleu", "chrf", "accuracy", "exact_match")
+
+    def replace(self, **changes: Any) -> TrainConfig:
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"schema_version": SCHEMA_VERSION, **dataclasses.asdict(self)}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], source: str = "training config") -> TrainConfig:
+        data = {k: v for k, v in data.items() if k != "schema_version"}
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ConfigError(f"{source}: unknown option(s) {', '.join(unknown)}; check spelling")
+        if "adam_betas" in data:
+            data["adam_betas"] = tuple(data["adam_betas"])
+        try:
+            return cls(**data)
+        except ConfigError as err:
+            raise ConfigError(f"{source}: {err}") from None

@@ -16,6 +16,7 @@ from aiayn.data.parallel import (
     filter_by_length,
     iter_parallel,
     iter_tsv,
+    read_lines,
     read_parallel,
     read_tsv,
 )
@@ -38,6 +39,7 @@ __all__ = [
     "padding_efficiency",
     "pair_lengths",
     "plan_batches",
+    "read_lines",
     "read_parallel",
     "read_tsv",
     "write_splits",

@@ -232,3 +232,11 @@ def filter_by_length(
     else:
         stats.kept -= too_long
     return kept, stats
+
+
+def read_lines(path: PathLike) -> list[str]:
+    """Every line of a UTF-8 text file (plain or .gz), empty ones included, without newlines.
+
+    Raises `DataError` naming the file (missing) or the file and line (invalid UTF-8).
+    """
+    return [line for _, line in _iter_lines(_check_file(path))]

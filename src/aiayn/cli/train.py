@@ -1,0 +1,204 @@
+"""`aiayn train`: train a translation model on parallel text.
+
+Settings come, lowest priority first, from the paper's defaults, the `--preset`, a `--config`
+JSON recipe ({"preset": …, "model": {…}, "train": {…}, "data": {…}}), and the flags.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any
+
+from aiayn.errors import ConfigError
+
+# flag name -> (section, field) in the recipe; each flag defaults to None = "not given"
+_TRAIN_FLAGS = {
+    "max_tokens": int, "max_sentences": int, "update_freq": int, "schedule": str,
+    "warmup_steps": int, "lr_scale": float, "peak_lr": float, "label_smoothing": float,
+    "clip_norm": float, "weight_decay": float, "max_steps": int, "max_epochs": int,
+    "max_minutes": float, "valid_every": int, "keep_last": int, "average_last": int,
+    "patience": int, "best_metric": str, "precision": str, "seed": int, "log_every": int,
+    "device": str,
+}  # fmt: skip
+_MODEL_FLAGS = {"dropout": float, "positional": str, "max_len": int}
+_DATA_FLAGS = {"vocab_size": int, "tokenizer": str, "valid_beam": int, "valid_bleu_sentences": int}
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser(
+        "train",
+        help="train a translation model on parallel text",
+        description="Train an encoder-decoder Transformer with the paper's recipe (Adam "
+        "0.9/0.98/1e-9, warm-up schedule, label smoothing 0.1, token batches). The --out "
+        "directory becomes a model directory for `aiayn translate` and `aiayn evaluate`.",
+    )
+    g = p.add_argument_group("data")
+    g.add_argument(
+        "--train-src", required=True, help="training source text, one sentence a line (.gz ok)"
+    )
+    g.add_argument(
+        "--train-tgt", required=True, help="training target text, line i translates source line i"
+    )
+    g.add_argument("--valid-src", required=True, help="validation source text")
+    g.add_argument("--valid-tgt", required=True, help="validation reference translations")
+    g.add_argument("--out", required=True, help="output model directory")
+    g.add_argument("--vocab-size", type=int, help="BPE vocabulary size [8000]")
+    g.add_argument(
+        "--separate-vocab",
+        action="store_true",
+        help="one vocabulary per language instead of a shared one (§5.1 shares)",
+    )
+    g.add_argument("--tokenizer", choices=["bpe", "wordpiece"], help="subword model [bpe]")
+    g.add_argument("--valid-beam", type=int, help="beam size for validation BLEU [1 = greedy]")
+    g.add_argument(
+        "--valid-bleu-sentences",
+        type=int,
+        help="decode only the first N validation sentences for BLEU [all]",
+    )
+
+    g = p.add_argument_group("model")
+    g.add_argument("--preset", choices=["tiny", "small", "base", "big"], help="model size [small]")
+    g.add_argument(
+        "--config", help="JSON recipe with 'preset', 'model', 'train' and 'data' sections"
+    )
+    g.add_argument("--dropout", type=float, help="P_drop on sub-layer outputs and embeddings [0.1]")
+    g.add_argument(
+        "--positional",
+        choices=["sinusoidal", "learned", "rope"],
+        help="position encoding [sinusoidal]",
+    )
+    g.add_argument(
+        "--max-len",
+        type=int,
+        help="longest sequence in tokens; longer training pairs are skipped [256]",
+    )
+
+    g = p.add_argument_group("optimisation")
+    g.add_argument(
+        "--max-tokens", type=int, help="tokens per micro-batch (padded, larger side) [4096]"
+    )
+    g.add_argument("--max-sentences", type=int, help="sentences per micro-batch at most [no limit]")
+    g.add_argument("--update-freq", type=int, help="micro-batches accumulated per step [1]")
+    g.add_argument(
+        "--schedule",
+        choices=["noam", "inverse_sqrt", "constant"],
+        help="learning-rate schedule [noam, the paper's]",
+    )
+    g.add_argument("--warmup-steps", type=int, help="warm-up steps [4000]")
+    g.add_argument("--lr-scale", type=float, help="multiplier of the noam schedule [1.0]")
+    g.add_argument("--peak-lr", type=float, help="peak lr of inverse_sqrt/constant [5e-4]")
+    g.add_argument("--label-smoothing", type=float, help="ε_ls [0.1]")
+    g.add_argument("--clip-norm", type=float, help="clip the gradient L2 norm, 0 = off [0]")
+    g.add_argument("--weight-decay", type=float, help="AdamW decay on weight matrices [0]")
+    g.add_argument(
+        "--precision",
+        choices=["fp32", "bf16", "fp16"],
+        help="fp32, bf16 autocast, or fp16 with loss scaling (CUDA) [fp32]",
+    )
+    g.add_argument("--seed", type=int, help="random seed [1]")
+    g.add_argument("--device", help="cpu, cuda, cuda:1 … [auto]")
+
+    g = p.add_argument_group("stopping, validation and checkpoints")
+    g.add_argument("--max-steps", type=int, help="optimiser steps [100000]")
+    g.add_argument("--max-epochs", type=int, help="passes over the data [no limit]")
+    g.add_argument("--max-minutes", type=float, help="wall-clock budget [no limit]")
+    g.add_argument("--valid-every", type=int, help="validate and checkpoint every N steps [1000]")
+    g.add_argument("--keep-last", type=int, help="checkpoints kept (plus the best) [5]")
+    g.add_argument(
+        "--average-last",
+        type=int,
+        help="export the average of the last K checkpoints [0 = export the best]",
+    )
+    g.add_argument(
+        "--patience", type=int, help="stop after N validations without improvement [off]"
+    )
+    g.add_argument(
+        "--best-metric",
+        choices=["loss", "bleu", "ppl", "nll", "exact_match"],
+        help="validation metric that picks the best checkpoint [loss]",
+    )
+    g.add_argument("--log-every", type=int, help="log training metrics every N steps [100]")
+    g.add_argument(
+        "--resume", action="store_true", help="continue the run in --out from its last checkpoint"
+    )
+    g.add_argument("--tensorboard", action="store_true", help="also log to --out/tensorboard")
+    g.add_argument(
+        "--compile", action="store_true", help="torch.compile the model (falls back to eager)"
+    )
+    g.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(run=run)
+
+
+def build_configs(args: argparse.Namespace):
+    """(ModelConfig, TrainConfig, DataOptions) from preset < recipe file < flags."""
+    from aiayn.config import TrainConfig
+    from aiayn.models import presets
+    from aiayn.tasks.translation import DataOptions
+
+    recipe: dict[str, Any] = {}
+    if args.config:
+        recipe = _read_recipe(Path(args.config))
+    preset = args.preset or recipe.get("preset", "small")
+    model_fields = dict(recipe.get("model", {}))
+    train_fields = dict(recipe.get("train", {}))
+    data_fields = dict(recipe.get("data", {}))
+    for flags, fields in ((_MODEL_FLAGS, model_fields), (_TRAIN_FLAGS, train_fields)):
+        for name in flags:
+            if getattr(args, name, None) is not None:
+                fields[name] = getattr(args, name)
+    for name in _DATA_FLAGS:
+        if getattr(args, name, None) is not None:
+            data_fields[name] = getattr(args, name)
+    if args.separate_vocab:
+        data_fields["joint"] = False
+    if args.tensorboard:
+        train_fields["tensorboard"] = True
+    if args.compile:
+        train_fields["compile"] = True
+    if "max_len" in model_fields:
+        data_fields.setdefault("max_len", model_fields["max_len"])
+    source = args.config or "command line"
+    model_cfg = _build(lambda **kw: presets.get(preset, **kw), model_fields, source, "model")
+    train_cfg = TrainConfig.from_dict(train_fields, source=source)
+    data_opts = _build(DataOptions, data_fields, source, "data")
+    return model_cfg, train_cfg, data_opts
+
+
+def run(args: argparse.Namespace) -> int:
+    from aiayn.tasks.translation import train_translation
+
+    model_cfg, train_cfg, data_opts = build_configs(args)
+    result = train_translation(
+        args.train_src, args.train_tgt, args.valid_src, args.valid_tgt, args.out,
+        model_cfg, train_cfg, data_opts, resume=args.resume,
+        progress=False if args.no_progress else None,
+    )  # fmt: skip
+    print(json.dumps({"out": args.out, **dataclasses.asdict(result)}, default=str))
+    return 0
+
+
+def _read_recipe(path: Path) -> dict[str, Any]:
+    try:
+        recipe = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such config file") from None
+    except json.JSONDecodeError as err:
+        raise ConfigError(f"{path}:{err.lineno}: invalid JSON ({err.msg})") from None
+    unknown = set(recipe) - {"preset", "model", "train", "data", "comment"}
+    if not isinstance(recipe, dict) or unknown:
+        raise ConfigError(
+            f"{path}: a recipe has the keys preset, model, train, data; found {sorted(unknown)}"
+        )
+    return recipe
+
+
+def _build(factory, fields: dict[str, Any], source: str, section: str):
+    try:
+        return factory(**fields)
+    except TypeError as err:  # an unknown field name
+        raise ConfigError(f"{source}: section '{section}': {err}") from None
+    except ConfigError as err:
+        raise ConfigError(f"{source}: {err}") from None

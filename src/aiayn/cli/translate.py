@@ -1,0 +1,112 @@
+"""`aiayn translate` and `aiayn evaluate`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from aiayn.errors import DataError
+
+
+def add_translate_parser(sub) -> None:
+    p = sub.add_parser(
+        "translate",
+        help="translate text with a trained model (stdin → stdout)",
+        description="Translate one sentence per line. Exactly one output line per input line, "
+        "in order; an empty line gives an empty line.",
+    )
+    p.add_argument("--model", required=True, help="model directory written by `aiayn train`")
+    p.add_argument("--input", help="file to translate (default: standard input)")
+    p.add_argument("--output", help="file to write (default: standard output); written whole")
+    _decoding_flags(p)
+    p.set_defaults(run=run_translate)
+
+
+def add_evaluate_parser(sub) -> None:
+    p = sub.add_parser(
+        "evaluate",
+        help="translate a test set and score it (BLEU, chrF)",
+        description="Prints one JSON object: sacreBLEU on detokenized true-cased output with "
+        "its signature, chrF, BLEU on lowercased 13a-tokenized text (the usual Multi30k "
+        "convention), the sentence count and the seconds taken.",
+    )
+    p.add_argument("--model", required=True, help="model directory written by `aiayn train`")
+    p.add_argument("--src", required=True, help="source sentences, one per line (.gz ok)")
+    p.add_argument("--ref", required=True, help="reference translations, line by line")
+    p.add_argument("--output", help="also write the translations to this file")
+    _decoding_flags(p)
+    p.set_defaults(run=run_evaluate)
+
+
+def _decoding_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--beam", type=int, default=4, help="beam size; 1 = greedy (default: 4)")
+    p.add_argument(
+        "--alpha", type=float, default=0.6,
+        help="GNMT length penalty α; 0 = raw log-probability (default: 0.6, the paper's)",
+    )  # fmt: skip
+    p.add_argument("--batch-size", type=int, default=64, help="sentences per batch (default: 64)")
+    p.add_argument("--device", default="cpu", help="cpu, cuda, … (default: cpu)")
+
+
+def _read_lines(path: str | None) -> list[str]:
+    if path is None:
+        text = sys.stdin.read()
+        lines = text.split("\n")
+        return lines[:-1] if text.endswith("\n") or not text else lines
+    from aiayn.data.parallel import read_lines
+
+    return read_lines(path)
+
+
+def _write_output(path: str, lines: list[str]) -> None:
+    from aiayn.config import atomic_write_text
+
+    atomic_write_text(Path(path), "".join(line + "\n" for line in lines))
+
+
+def run_translate(args: argparse.Namespace) -> int:
+    from aiayn.translate import translate
+
+    lines = _read_lines(args.input)
+    outputs = translate(
+        args.model, lines, beam=args.beam, alpha=args.alpha, device=args.device,
+        batch_size=args.batch_size,
+    )  # fmt: skip
+    if args.output:
+        _write_output(args.output, outputs)
+    else:
+        sys.stdout.write("".join(line + "\n" for line in outputs))
+    return 0
+
+
+def run_evaluate(args: argparse.Namespace) -> int:
+    from aiayn.evaluate import corpus_scores
+    from aiayn.translate import translate
+
+    src, ref = _read_lines(args.src), _read_lines(args.ref)
+    if len(src) != len(ref):
+        raise DataError(
+            f"{args.src} has {len(src)} lines but {args.ref} has {len(ref)}; "
+            "line i of --ref must translate line i of --src"
+        )
+    start = time.perf_counter()
+    hyps = translate(
+        args.model, src, beam=args.beam, alpha=args.alpha, device=args.device,
+        batch_size=args.batch_size,
+    )  # fmt: skip
+    seconds = time.perf_counter() - start
+    if args.output:
+        _write_output(args.output, hyps)
+    result = {
+        **corpus_scores(hyps, ref),
+        "sentences": len(src),
+        "beam": args.beam,
+        "alpha": args.alpha,
+        "seconds": round(seconds, 2),
+        "model": str(args.model),
+    }
+    print(json.dumps(result, ensure_ascii=False))
+    return 0

@@ -1,0 +1,1 @@
+"""Tasks: data + model + loss + metrics wired together, one module per task."""

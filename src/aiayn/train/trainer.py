@@ -1,0 +1,487 @@
+"""The task-agnostic training loop: the paper's recipe plus what a real run needs.
+
+A task (translation, language modelling, …) supplies the data and the loss; the `Trainer`
+supplies everything else: Adam with a warm-up schedule, gradient accumulation, clipping,
+mixed precision, data parallelism, validation, best/last-K checkpoints written atomically,
+exact resumption, early stopping, time limits, metrics logs and a progress bar.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import math
+import random
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import torch
+from torch import nn
+
+from aiayn.config import TrainConfig, atomic_write_text
+from aiayn.errors import ConfigError
+from aiayn.train import checkpoint as ckpt
+from aiayn.train import distributed as dist_utils
+from aiayn.train.loss import LossOutput
+from aiayn.train.schedules import learning_rate
+
+log = logging.getLogger(__name__)
+
+
+class ResumableSampler(Protocol):
+    """Yields lists of example indices; remembers its position (see `TokenBatchSampler`)."""
+
+    epoch: int
+
+    def __iter__(self) -> Iterator[list[int]]: ...
+    def __len__(self) -> int: ...
+    def state_dict(self) -> dict[str, Any]: ...
+    def load_state_dict(self, state: dict[str, Any]) -> None: ...
+
+
+class TrainingTask(Protocol):
+    """What the Trainer needs from a task."""
+
+    def train_sampler(self, rank: int, world_size: int) -> ResumableSampler:
+        """Batches of training example indices, this rank's share."""
+
+    def collate(self, indices: list[int], device: torch.device) -> Any:
+        """The batch for `indices`, on `device`."""
+
+    def loss(self, model: nn.Module, batch: Any) -> LossOutput:
+        """Summed loss over the batch's target tokens (not averaged)."""
+
+    def validate(self, model: nn.Module) -> dict[str, float]:
+        """Validation metrics (rank 0 only), e.g. {"loss": …, "ppl": …, "bleu": …}."""
+
+    def export(self, model: nn.Module, directory: Path) -> None:
+        """Write everything inference needs (config, weights, tokenizer) into `directory`."""
+
+
+@dataclass
+class TrainState:
+    """Counters that a checkpoint must restore for an exact resume."""
+
+    step: int = 0  # optimiser updates done
+    tokens: int = 0  # target tokens trained on (all ranks)
+    best: float | None = None
+    best_step: int | None = None
+    bad_validations: int = 0  # consecutive validations without improvement
+    history: list[dict[str, float]] = field(default_factory=list)  # validation results
+
+
+@dataclass
+class TrainResult:
+    steps: int
+    epochs: int
+    stopped_because: str
+    best: float | None
+    best_step: int | None
+    last_valid: dict[str, float] | None
+    seconds: float
+
+
+class Trainer:
+    """Trains `model` on `task` under `config`, writing into `out_dir`.
+
+    `out_dir` becomes a model directory: the exported model (best validation checkpoint, or
+    the average of the last K with `average_last`) beside `checkpoints/`, `metrics.jsonl` and
+    `train_config.json`.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        task: TrainingTask,
+        config: TrainConfig,
+        out_dir: str | Path,
+        progress: bool | None = None,
+    ) -> None:
+        self.config = config
+        self.task = task
+        self.out_dir = Path(out_dir)
+        self.ckpt_dir = self.out_dir / "checkpoints"
+        self.device = _pick_device(config.device)
+        self.dist = dist_utils.init_distributed(self.device)
+        if self.dist.enabled and self.device.type == "cuda":
+            self.device = torch.device("cuda", self.dist.local_rank)
+        if config.precision == "fp16" and self.device.type != "cuda":
+            raise ConfigError("precision 'fp16' needs a CUDA GPU; use 'bf16' on CPU")
+        self.model = model.to(self.device)
+        self.d_model = getattr(getattr(model, "config", None), "d_model", 512)
+        self.train_model = self._wrap(self.model)
+        self.optimizer = _build_optimizer(self.model, config)
+        self.scaler = torch.amp.GradScaler("cuda") if config.precision == "fp16" else None
+        self.sampler = task.train_sampler(self.dist.rank, self.dist.world_size)
+        self.state = TrainState()
+        self.progress = progress
+        self._metrics_file = self.out_dir / "metrics.jsonl"
+        self._tb = None
+
+    # --- public -------------------------------------------------------------------------------
+
+    def fit(self, resume: bool = False) -> TrainResult:
+        """Train until a stopping condition; return a summary. `resume` continues the latest
+        checkpoint in `out_dir` exactly where it stopped."""
+        cfg = self.config
+        self._prepare_out_dir(resume)
+        if resume:
+            self._resume()
+        else:
+            torch.manual_seed(cfg.seed + self.dist.rank)
+            random.seed(cfg.seed + self.dist.rank)
+        start = time.monotonic()
+        bar = self._progress_bar()
+        last_valid: dict[str, float] | None = None
+        stopped = ""
+        window = _Window()
+        while not stopped:
+            batches = iter(self.sampler)  # the rest of the current epoch
+            epoch_done = False
+            while not stopped:
+                group = [b for _, b in zip(range(cfg.update_freq), batches, strict=False)]
+                if not group:
+                    epoch_done = True
+                    break
+                stats = self._update(group)
+                window.add(stats)
+                self.state.step += 1
+                self.state.tokens += stats["tokens"]
+                if bar is not None:
+                    bar.update(1)
+                    bar.set_postfix(window.postfix(), refresh=False)
+                if self.state.step % cfg.log_every == 0:
+                    self._log({"split": "train", **window.summary(), "epoch": self.sampler.epoch})
+                    window = _Window()
+                stopped = self._stop_reason(start, epoch_done=False)
+                if self.state.step % cfg.valid_every == 0 or stopped:
+                    last_valid = self._validate_and_save()
+                    stopped = stopped or self._early_stop()
+            if epoch_done and not stopped:
+                stopped = self._stop_reason(start, epoch_done=True)
+                if stopped:
+                    last_valid = self._validate_and_save()
+        if bar is not None:
+            bar.close()
+        self._export_final()
+        dist_utils.barrier(self.dist)
+        result = TrainResult(
+            steps=self.state.step,
+            epochs=self.sampler.epoch,
+            stopped_because=stopped,
+            best=self.state.best,
+            best_step=self.state.best_step,
+            last_valid=last_valid,
+            seconds=time.monotonic() - start,
+        )
+        self._log({"split": "end", **result.__dict__})
+        if self._tb is not None:
+            self._tb.close()
+        return result
+
+    # --- one optimiser step -------------------------------------------------------------------
+
+    def _update(self, group: list[list[int]]) -> dict[str, float]:
+        """Forward/backward each micro-batch of `group`, then one optimiser step."""
+        cfg = self.config
+        model = self.train_model
+        model.train()
+        step = self.state.step + 1
+        lr = learning_rate(cfg, step, self.d_model)
+        for g in self.optimizer.param_groups:
+            g["lr"] = lr
+        loss_sum = nll_sum = 0.0
+        tokens = 0
+        t0 = time.perf_counter()
+        for i, indices in enumerate(group):
+            batch = self.task.collate(indices, self.device)
+            # DDP: all-reduce gradients once per update, not after every micro-batch.
+            sync = i == len(group) - 1 or not self.dist.enabled
+            with self._no_sync(model, not sync), self._autocast():
+                out = self.task.loss(model, batch)
+            loss = out.loss
+            (self.scaler.scale(loss) if self.scaler else loss).backward()
+            loss_sum += float(out.loss.detach())
+            nll_sum += float(out.nll)
+            tokens += out.n_tokens
+        # Normalise by the tokens of the whole update on all ranks, as if one process had run
+        # the global batch: DDP averaged over ranks, so multiply back by world_size.
+        total_tokens = dist_utils.all_reduce_sum(tokens, self.device, self.dist)
+        if self.scaler:
+            self.scaler.unscale_(self.optimizer)
+        scale = self.dist.world_size / max(total_tokens, 1.0)
+        grads = [p.grad for p in self.model.parameters() if p.grad is not None]
+        torch._foreach_mul_(grads, scale)
+        if cfg.clip_norm > 0:
+            grad_norm = float(
+                torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.clip_norm)
+            )
+        else:
+            grad_norm = float(torch.linalg.vector_norm(torch.stack([g.norm() for g in grads])))
+        if self.scaler:
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+        else:
+            self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        loss_sum = dist_utils.all_reduce_sum(loss_sum, self.device, self.dist)
+        nll_sum = dist_utils.all_reduce_sum(nll_sum, self.device, self.dist)
+        return {
+            "loss": loss_sum,
+            "nll": nll_sum,
+            "tokens": int(total_tokens),
+            "lr": lr,
+            "grad_norm": grad_norm,
+            "seconds": time.perf_counter() - t0,
+        }
+
+    # --- validation, checkpoints, stopping ----------------------------------------------------
+
+    def _validate_and_save(self) -> dict[str, float] | None:
+        cfg = self.config
+        metrics = None
+        improved = False
+        if self.dist.is_main:
+            self.model.eval()
+            with torch.no_grad():
+                metrics = self.task.validate(self.model)
+            if cfg.best_metric not in metrics:
+                raise ConfigError(
+                    f"best_metric '{cfg.best_metric}' is not among the validation metrics "
+                    f"{sorted(metrics)}; set best_metric to one of them"
+                )
+            value = float(metrics[cfg.best_metric])
+            best = self.state.best
+            improved = best is None or (value > best if cfg.best_higher else value < best)
+            if improved:
+                self.state.best, self.state.best_step = value, self.state.step
+                self.state.bad_validations = 0
+            else:
+                self.state.bad_validations += 1
+            self.state.history.append({"step": self.state.step, **metrics})
+            self._log({"split": "valid", "step": self.state.step, **metrics, "best": improved})
+            self._save_checkpoint(metrics)
+            if improved:
+                ckpt.write_best(self.ckpt_dir, self.state.step, cfg.best_metric, value)
+                self.task.export(self.model, self.out_dir)  # the model dir always holds the best
+            keep = {self.state.best_step} if self.state.best_step is not None else set()
+            ckpt.prune(self.ckpt_dir, cfg.keep_last, keep)
+        dist_utils.barrier(self.dist)
+        return metrics
+
+    def _save_checkpoint(self, metrics: dict[str, float]) -> None:
+        state = {
+            "optimizer": self.optimizer.state_dict(),
+            "scaler": self.scaler.state_dict() if self.scaler else None,
+            "sampler": self.sampler.state_dict(),
+            "rng_torch": torch.get_rng_state(),
+            "rng_cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+            "rng_python": list(random.getstate()[1]),
+            "rng_python_version": random.getstate()[0],
+            "trainer": {
+                "step": self.state.step,
+                "tokens": self.state.tokens,
+                "best": self.state.best,
+                "best_step": self.state.best_step,
+                "bad_validations": self.state.bad_validations,
+                "history": self.state.history,
+            },
+        }
+        meta = {"epoch": self.sampler.epoch, "metrics": metrics}
+        ckpt.save_checkpoint(self.ckpt_dir, self.state.step, self.model, state, meta)
+
+    def _resume(self) -> None:
+        found = ckpt.list_checkpoints(self.ckpt_dir)
+        if not found:
+            raise ConfigError(
+                f"{self.ckpt_dir}: no checkpoint to resume from; drop --resume to start afresh"
+            )
+        last = found[-1]
+        state = ckpt.load_checkpoint(last, self.model, self.device)
+        self.optimizer.load_state_dict(state["optimizer"])
+        if self.scaler and state["scaler"]:
+            self.scaler.load_state_dict(state["scaler"])
+        self.sampler.load_state_dict(state["sampler"])
+        torch.set_rng_state(state["rng_torch"])
+        if state["rng_cuda"] and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state["rng_cuda"])
+        random.setstate((state["rng_python_version"], tuple(state["rng_python"]), None))
+        t = state["trainer"]
+        self.state = TrainState(
+            t["step"], t["tokens"], t["best"], t["best_step"], t["bad_validations"], t["history"]
+        )
+        log.info("resumed from %s (step %d, epoch %d)", last.path, t["step"], self.sampler.epoch)
+
+    def _stop_reason(self, start: float, epoch_done: bool) -> str:
+        cfg = self.config
+        reason = ""
+        if cfg.max_steps is not None and self.state.step >= cfg.max_steps:
+            reason = f"reached max_steps={cfg.max_steps}"
+        elif epoch_done and cfg.max_epochs is not None and self.sampler.epoch >= cfg.max_epochs:
+            reason = f"reached max_epochs={cfg.max_epochs}"
+        elif cfg.max_minutes is not None and time.monotonic() - start >= 60 * cfg.max_minutes:
+            reason = f"reached max_minutes={cfg.max_minutes}"
+        # every rank must stop at the same step: rank 0 decides (clocks differ)
+        stop = dist_utils.broadcast_flag(bool(reason), self.device, self.dist)
+        return (reason or "stopped by rank 0") if stop else ""
+
+    def _early_stop(self) -> str:
+        cfg = self.config
+        stop = cfg.patience is not None and self.state.bad_validations >= cfg.patience
+        stop = dist_utils.broadcast_flag(stop, self.device, self.dist)
+        return f"no improvement in {cfg.patience} validations (early stopping)" if stop else ""
+
+    def _export_final(self) -> None:
+        if not self.dist.is_main:
+            return
+        k = self.config.average_last
+        if k > 1:
+            last = ckpt.list_checkpoints(self.ckpt_dir)[-k:]
+            self.task.export(self.model, self.out_dir)  # config, tokenizer (weights replaced)
+            ckpt.average_checkpoints(last, self.out_dir / ckpt.WEIGHTS)
+            self._log({"split": "export", "averaged_steps": [c.step for c in last]})
+        elif self.state.best_step is None:
+            self.task.export(self.model, self.out_dir)
+
+    # --- plumbing -----------------------------------------------------------------------------
+
+    def _prepare_out_dir(self, resume: bool) -> None:
+        if self.dist.is_main:
+            if not resume and ckpt.list_checkpoints(self.ckpt_dir):
+                raise ConfigError(
+                    f"{self.out_dir} already holds checkpoints; pass --resume to continue that "
+                    "run, or choose another --out directory"
+                )
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+            atomic_write_text(
+                self.out_dir / "train_config.json",
+                json.dumps(self.config.to_dict(), indent=2) + "\n",
+            )
+        dist_utils.barrier(self.dist)
+
+    def _wrap(self, model: nn.Module) -> nn.Module:
+        wrapped = model
+        if self.config.compile:
+            try:
+                wrapped = torch.compile(model)
+            except Exception as err:  # no compiler toolchain, unsupported platform, …
+                log.warning("torch.compile unavailable (%s); training eagerly", err)
+        if self.dist.enabled:
+            from torch.nn.parallel import DistributedDataParallel
+
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            wrapped = DistributedDataParallel(wrapped, device_ids=ids)
+        return wrapped
+
+    def _autocast(self):
+        precision = self.config.precision
+        if precision == "fp32":
+            return contextlib.nullcontext()
+        dtype = torch.bfloat16 if precision == "bf16" else torch.float16
+        return torch.autocast(self.device.type, dtype=dtype)
+
+    @staticmethod
+    def _no_sync(model: nn.Module, skip: bool):
+        return model.no_sync() if skip and hasattr(model, "no_sync") else contextlib.nullcontext()
+
+    def _progress_bar(self):
+        if not self.dist.is_main or self.progress is False:
+            return None
+        from tqdm.auto import tqdm
+
+        return tqdm(
+            total=self.config.max_steps,
+            initial=self.state.step,
+            unit="step",
+            dynamic_ncols=True,
+            disable=None if self.progress is None else not self.progress,  # None: TTY only
+        )
+
+    def _log(self, record: dict[str, Any]) -> None:
+        if not self.dist.is_main:
+            return
+        line = json.dumps({"time": round(time.time(), 3), **record}, default=str)
+        with open(self._metrics_file, "a", encoding="utf-8") as f:
+            f.write(line + "\n")
+        log.info("%s", line)
+        if self.config.tensorboard:
+            self._tensorboard(record)
+
+    def _tensorboard(self, record: dict[str, Any]) -> None:
+        if self._tb is None:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+            except ImportError:
+                log.warning("tensorboard is not installed (pip install tensorboard); skipping")
+                self.config = self.config.replace(tensorboard=False)
+                return
+            self._tb = SummaryWriter(str(self.out_dir / "tensorboard"))
+        split, step = record.get("split"), record.get("step", self.state.step)
+        for key, value in record.items():
+            if isinstance(value, int | float) and not isinstance(value, bool) and key != "step":
+                self._tb.add_scalar(f"{split}/{key}", value, step)
+
+
+class _Window:
+    """Running sums of training statistics between two log lines."""
+
+    def __init__(self) -> None:
+        self.loss = self.nll = self.seconds = 0.0
+        self.tokens = self.steps = 0
+        self.lr = self.grad_norm = 0.0
+
+    def add(self, stats: dict[str, float]) -> None:
+        self.loss += stats["loss"]
+        self.nll += stats["nll"]
+        self.tokens += int(stats["tokens"])
+        self.seconds += stats["seconds"]
+        self.steps += 1
+        self.lr, self.grad_norm = stats["lr"], stats["grad_norm"]
+
+    def summary(self) -> dict[str, float]:
+        per_token = self.nll / max(self.tokens, 1)
+        return {
+            "step_window": self.steps,
+            "loss": self.loss / max(self.tokens, 1),
+            "nll": per_token,
+            "ppl": math.exp(min(per_token, 50.0)),
+            "lr": self.lr,
+            "grad_norm": self.grad_norm,
+            "tokens_per_s": self.tokens / max(self.seconds, 1e-9),
+        }
+
+    def postfix(self) -> dict[str, str]:
+        s = self.summary()
+        return {
+            "loss": f"{s['loss']:.3f}",
+            "lr": f"{s['lr']:.2e}",
+            "tok/s": f"{s['tokens_per_s']:.0f}",
+        }
+
+
+def _pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def _build_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+    """Adam (§5.3); AdamW with decay on weight matrices only when weight_decay > 0."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    if cfg.weight_decay > 0:
+        groups = [
+            {"params": [p for p in params if p.dim() >= 2], "weight_decay": cfg.weight_decay},
+            {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
+        ]
+        cls = torch.optim.AdamW
+    else:
+        groups, cls = [{"params": params}], torch.optim.Adam
+    kwargs = dict(lr=0.0, betas=cfg.adam_betas, eps=cfg.adam_eps)
+    try:
+        return cls(groups, fused=True, **kwargs)  # one kernel for all parameters
+    except (RuntimeError, TypeError):
+        return cls(groups, foreach=True, **kwargs)

@@ -1,0 +1,38 @@
+"""A tiny translation problem for training tests: number words, a 1+1-layer model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from aiayn.config import ModelConfig, TrainConfig
+from aiayn.data.number_words import make_splits, write_splits
+from aiayn.tasks.translation import DataOptions
+
+TINY_MODEL = ModelConfig(
+    d_model=32, n_heads=2, d_ff=64, n_encoder_layers=1, n_decoder_layers=1, dropout=0.1,
+    max_len=64,
+)  # fmt: skip
+TINY_DATA = DataOptions(vocab_size=300, max_len=64, valid_beam=1)
+
+
+def tiny_train_config(**overrides) -> TrainConfig:
+    fields = dict(
+        schedule="inverse_sqrt", peak_lr=3e-3, warmup_steps=5, max_tokens=400, max_steps=6,
+        valid_every=3, log_every=1, keep_last=3,
+    )  # fmt: skip
+    fields.update(overrides)
+    return TrainConfig(**fields)
+
+
+@pytest.fixture(scope="session")
+def number_data(tmp_path_factory) -> Path:
+    """train/valid/test .en/.de files: 600 / 16 / 16 pairs."""
+    out = tmp_path_factory.mktemp("numbers")
+    write_splits(make_splits(600, 16, 16, seed=3), out)
+    return out
+
+
+def files(data: Path) -> tuple[Path, Path, Path, Path]:
+    return data / "train.en", data / "train.de", data / "valid.en", data / "valid.de"

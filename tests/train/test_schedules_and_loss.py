@@ -1,0 +1,59 @@
+"""The paper's learning-rate schedule and label-smoothed loss."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch.testing import assert_close
+
+from aiayn.config import TrainConfig
+from aiayn.errors import ConfigError
+from aiayn.train.loss import label_smoothed_nll
+from aiayn.train.schedules import inverse_sqrt, learning_rate, noam
+
+
+def test_noam_is_the_papers_formula():
+    d, warmup = 512, 4000
+    for step in (1, 100, 3999, 4000, 4001, 100_000):
+        expected = d**-0.5 * min(step**-0.5, step * warmup**-1.5)
+        assert noam(step, d, warmup) == pytest.approx(expected)
+    # linear warm-up to the peak at step = warmup, then ∝ 1/√step
+    assert noam(4000, d, warmup) == pytest.approx(d**-0.5 * warmup**-0.5)  # ≈ 7.0e-4
+    assert noam(2000, d, warmup) == pytest.approx(noam(4000, d, warmup) / 2)
+    assert noam(16000, d, warmup) == pytest.approx(noam(4000, d, warmup) / 2)
+
+
+def test_inverse_sqrt_peaks_at_warmup_and_is_continuous():
+    assert inverse_sqrt(100, 1e-3, 100) == pytest.approx(1e-3)
+    assert inverse_sqrt(50, 1e-3, 100) == pytest.approx(5e-4)
+    assert inverse_sqrt(400, 1e-3, 100) == pytest.approx(5e-4)
+    cfg = TrainConfig(schedule="inverse_sqrt", peak_lr=1e-3, warmup_steps=100)
+    assert learning_rate(cfg, 100, 512) == pytest.approx(1e-3)
+
+
+def test_label_smoothed_loss_matches_torch_and_ignores_padding():
+    logits = torch.randn(3, 5, 11)
+    target = torch.randint(1, 11, (3, 5))
+    target[1, 3:] = 0  # padding
+    out = label_smoothed_nll(logits, target, epsilon=0.1, pad_id=0)
+    ref = F.cross_entropy(
+        logits.flatten(0, 1), target.flatten(), ignore_index=0, label_smoothing=0.1,
+        reduction="sum",
+    )  # fmt: skip
+    assert_close(out.loss, ref)
+    nll = F.cross_entropy(logits.flatten(0, 1), target.flatten(), ignore_index=0, reduction="sum")
+    assert_close(out.nll, nll)
+    assert out.n_tokens == 13
+    # ε = 0 is plain cross-entropy; changing logits at padded positions changes nothing
+    assert_close(label_smoothed_nll(logits, target, 0.0, 0).loss, nll)
+    logits2 = logits.clone()
+    logits2[1, 3:] = 100.0
+    assert_close(label_smoothed_nll(logits2, target, 0.1, 0).loss, out.loss)
+
+
+def test_train_config_rejects_nonsense_naming_the_option():
+    with pytest.raises(ConfigError, match="'update_freq'"):
+        TrainConfig(update_freq=0)
+    with pytest.raises(ConfigError, match="average_last"):
+        TrainConfig(keep_last=2, average_last=5)
+    with pytest.raises(ConfigError, match=r"unknown option.*max_step"):
+        TrainConfig.from_dict({"max_step": 3})

@@ -1,0 +1,97 @@
+"""The Trainer: learning, exact resumption, checkpoints, averaging, early stopping."""
+
+import json
+
+import pytest
+import torch
+from safetensors.torch import load_file
+from torch.testing import assert_close
+
+from aiayn.errors import ConfigError
+from aiayn.models import load_pretrained
+from aiayn.tasks.translation import train_translation
+from aiayn.train import checkpoint as ckpt
+
+from conftest import TINY_DATA, TINY_MODEL, files, tiny_train_config
+
+
+def train(data, out, resume=False, **overrides):
+    return train_translation(
+        *files(data), out, TINY_MODEL, tiny_train_config(**overrides), TINY_DATA,
+        resume=resume, progress=False,
+    )  # fmt: skip
+
+
+def records(out, split):
+    lines = (out / "metrics.jsonl").read_text().splitlines()
+    return [r for r in map(json.loads, lines) if r["split"] == split]
+
+
+def test_training_lowers_the_loss_and_writes_a_model_dir(number_data, tmp_path):
+    out = tmp_path / "run"
+    result = train(number_data, out, max_steps=40, valid_every=20, log_every=5)
+    assert result.steps == 40 and "max_steps" in result.stopped_because
+    losses = [r["loss"] for r in records(out, "train")]
+    assert losses[-1] < 0.8 * losses[0], losses
+    valid = records(out, "valid")
+    assert [r["step"] for r in valid] == [20, 40]
+    assert {"loss", "nll", "ppl", "bleu"} <= set(valid[0])
+    for name in ("config.json", "model.safetensors", "tokenizer.json", "train_config.json"):
+        assert (out / name).is_file(), name
+    assert load_pretrained(out).config.src_vocab_size <= 300
+
+
+def test_resume_continues_exactly(number_data, tmp_path):
+    """N steps straight == N/2 steps, stop, resume, N/2 more (fp32, CPU, dropout on)."""
+    straight, split = tmp_path / "straight", tmp_path / "split"
+    train(number_data, straight, max_steps=8, valid_every=4)
+    train(number_data, split, max_steps=4, valid_every=4)
+    train(number_data, split, resume=True, max_steps=8, valid_every=4)
+    a = [(r["step_window"], r["loss"], r["lr"]) for r in records(straight, "train")]
+    b = [(r["step_window"], r["loss"], r["lr"]) for r in records(split, "train")]
+    assert len(a) == 8 and a == b  # bit-identical losses
+    wa = load_file(str(ckpt.list_checkpoints(straight / "checkpoints")[-1].path / ckpt.WEIGHTS))
+    wb = load_file(str(ckpt.list_checkpoints(split / "checkpoints")[-1].path / ckpt.WEIGHTS))
+    for name in wa:
+        assert torch.equal(wa[name], wb[name]), name
+
+
+def test_refuses_to_overwrite_a_run_and_to_resume_nothing(number_data, tmp_path):
+    out = tmp_path / "run"
+    with pytest.raises(ConfigError, match="no checkpoint to resume"):
+        train(number_data, out, resume=True)
+    train(number_data, out, max_steps=3)
+    with pytest.raises(ConfigError, match="pass --resume"):
+        train(number_data, out, max_steps=3)
+
+
+def test_keeps_last_k_plus_best_and_averages(number_data, tmp_path):
+    out = tmp_path / "run"
+    train(number_data, out, max_steps=10, valid_every=2, keep_last=2, average_last=2)
+    kept = ckpt.list_checkpoints(out / "checkpoints")
+    best = ckpt.read_best(out / "checkpoints")
+    steps = [c.step for c in kept]
+    assert steps[-2:] == [8, 10] and set(steps) <= {8, 10, best["step"]}
+    # the exported model is the element-wise mean of the last two checkpoints
+    w8, w10 = (load_file(str(c.path / ckpt.WEIGHTS)) for c in kept[-2:])
+    exported = load_file(str(out / "model.safetensors"))
+    for name, value in exported.items():
+        assert_close(value, (w8[name] + w10[name]) / 2)
+    assert records(out, "export")[0]["averaged_steps"] == [8, 10]
+
+
+def test_early_stopping_when_validation_stops_improving(number_data, tmp_path):
+    out = tmp_path / "run"
+    # lr ≈ 0: the validation loss cannot improve after the first validation
+    result = train(
+        number_data, out, schedule="constant", peak_lr=1e-30, warmup_steps=1, max_steps=50,
+        valid_every=2, patience=2,
+    )  # fmt: skip
+    assert result.steps == 6 and "early stopping" in result.stopped_because
+
+
+def test_max_epochs_stops_after_whole_passes(number_data, tmp_path):
+    out = tmp_path / "run"
+    result = train(number_data, out, max_steps=None, max_epochs=1, valid_every=1000)
+    assert result.epochs == 1 and "max_epochs" in result.stopped_because
+    assert len(records(out, "valid")) == 1  # validated once, at the end
