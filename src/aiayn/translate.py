@@ -62,14 +62,16 @@ def translate_sentences(
     device = next(model.parameters()).device
     cfg = model.config
     src_tok, tgt_tok = tokenizers.source, tokenizers.target
-    limit = cfg.max_len - 1 if cfg.positional == "learned" else None
+    # The model never trained on longer sequences (training filters at max_len), and learned
+    # positions stop there: cut longer inputs, and stop outputs there too.
+    limit = cfg.max_len
     ids: list[list[int] | None] = []
     for line_no, sentence in enumerate(sentences, 1):
         if not sentence.strip():
             ids.append(None)
             continue
         encoded = src_tok.encode(sentence, add_eos=True)
-        if limit is not None and len(encoded) > limit:
+        if len(encoded) > limit:
             log.warning(
                 "input %d has %d tokens; the model takes at most %d, so it was cut",
                 line_no, len(encoded), limit,
@@ -82,9 +84,9 @@ def translate_sentences(
     for start in range(0, len(order), batch_size):
         chunk = order[start : start + batch_size]
         src = _pad([ids[i] for i in chunk], cfg.pad_id, device)  # (B, S)
-        max_len = None
-        if limit is not None:  # learned positions stop at max_len
-            max_len = min(src.shape[1] + extra_len, limit)
+        # None: each sentence may output its own length + extra_len (§6.1), unless that could
+        # pass the model's limit.
+        max_len = None if src.shape[1] + extra_len <= limit else limit
         hyps = generate(
             model,
             src,

@@ -1,0 +1,112 @@
+"""The translation CLI end to end, as a user runs it: train → translate → evaluate → resume."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from aiayn.data.number_words import make_splits, write_splits
+
+
+def aiayn(*args, stdin=None, timeout=180):
+    return subprocess.run(
+        [sys.executable, "-m", "aiayn", *map(str, args)],
+        input=stdin, capture_output=True, text=True, timeout=timeout,
+    )  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    data = tmp_path_factory.mktemp("data")
+    write_splits(make_splits(400, 12, 12, seed=5), data)
+    out = tmp_path_factory.mktemp("runs") / "model"
+    proc = aiayn(
+        "train", "--train-src", data / "train.en", "--train-tgt", data / "train.de",
+        "--valid-src", data / "valid.en", "--valid-tgt", data / "valid.de", "--out", out,
+        "--preset", "tiny", "--vocab-size", "300", "--max-tokens", "500", "--max-steps", "4",
+        "--valid-every", "2", "--schedule", "inverse_sqrt", "--peak-lr", "1e-3",
+        "--warmup-steps", "2", "--no-progress",
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    return data, out, json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def test_train_writes_a_complete_model_directory(trained):
+    _, out, summary = trained
+    assert summary["steps"] == 4 and "max_steps" in summary["stopped_because"]
+    for name in ("config.json", "model.safetensors", "tokenizer.json", "metrics.jsonl"):
+        assert (out / name).is_file()
+
+
+def test_translate_keeps_one_line_per_input_in_order(trained):
+    _, out, _ = trained
+    lines = ["three hundred forty-two", "", "seven", "one thousand one hundred"]
+    proc = aiayn("translate", "--model", out, "--beam", "2", stdin="\n".join(lines) + "\n")
+    assert proc.returncode == 0, proc.stderr
+    outputs = proc.stdout.split("\n")[:-1]
+    assert len(outputs) == len(lines)
+    assert outputs[1] == ""  # an empty line gives an empty line
+    # order kept: each line translated alone gives the same text
+    alone = aiayn("translate", "--model", out, "--beam", "2", stdin=lines[2] + "\n")
+    assert alone.stdout == outputs[2] + "\n"
+
+
+def test_translate_files_and_over_long_input(trained, tmp_path):
+    _, out, _ = trained
+    src = tmp_path / "in.txt"
+    src.write_text("seven\n" + "nine " * 2000 + "\nfive\n")
+    proc = aiayn("translate", "--model", out, "--beam", "1", "--input", src,
+                 "--output", tmp_path / "out.txt")  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert len((tmp_path / "out.txt").read_text().split("\n")[:-1]) == 3
+
+
+def test_evaluate_prints_one_json_object(trained):
+    data, out, _ = trained
+    proc = aiayn("evaluate", "--model", out, "--src", data / "test.en", "--ref", data / "test.de",
+                 "--beam", "2")  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)
+    assert result["sentences"] == 12
+    assert "tok:13a" in result["bleu_signature"] and "case:lc" in result["bleu_lc_tok_signature"]
+    for key in ("bleu", "chrf", "bleu_lc_tok", "seconds"):
+        assert isinstance(result[key], float | int)
+
+
+def test_resume_continues_the_run(trained):
+    data, out, _ = trained
+    proc = aiayn(
+        "train", "--train-src", data / "train.en", "--train-tgt", data / "train.de",
+        "--valid-src", data / "valid.en", "--valid-tgt", data / "valid.de", "--out", out,
+        "--preset", "tiny", "--max-tokens", "500", "--max-steps", "6", "--valid-every", "2",
+        "--schedule", "inverse_sqrt", "--peak-lr", "1e-3", "--warmup-steps", "2",
+        "--no-progress", "--resume",
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout.strip().splitlines()[-1])["steps"] == 6
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["translate", "--model", "/nonexistent/model"], "no such model directory"),
+        (["evaluate", "--model", "m", "--src", "/nonexistent.en", "--ref", "x"], "nonexistent.en"),
+        (["train", "--train-src", "/no/a.en", "--train-tgt", "/no/a.de", "--valid-src", "x",
+          "--valid-tgt", "y", "--out", "/tmp/never"], "/no/a.en"),
+    ],
+)  # fmt: skip
+def test_user_mistakes_get_one_line_and_no_traceback(args, message):
+    proc = aiayn(*args, stdin="")
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr
+    assert message in proc.stderr and proc.stderr.strip().count("\n") == 0
+
+
+def test_mismatched_evaluate_files_name_both(trained, tmp_path):
+    data, out, _ = trained
+    ref = tmp_path / "ref.de"
+    ref.write_text("eins\n")
+    proc = aiayn("evaluate", "--model", out, "--src", data / "test.en", "--ref", ref)
+    assert proc.returncode == 2
+    assert "test.en has 12 lines" in proc.stderr and "ref.de has 1" in proc.stderr
