@@ -84,9 +84,6 @@ def translate_sentences(
     for start in range(0, len(order), batch_size):
         chunk = order[start : start + batch_size]
         src = _pad([ids[i] for i in chunk], cfg.pad_id, device)  # (B, S)
-        # None: each sentence may output its own length + extra_len (§6.1), unless that could
-        # pass the model's limit.
-        max_len = None if src.shape[1] + extra_len <= limit else limit
         hyps = generate(
             model,
             src,
@@ -94,7 +91,7 @@ def translate_sentences(
             eos_id=tgt_tok.eos_id,
             beam_size=beam,
             alpha=alpha,
-            max_len=max_len,
+            max_len=limit,  # a cap: each sentence may also output its own length + extra_len
             extra_len=extra_len,
         )
         for i, tokens in zip(chunk, hyps, strict=True):

@@ -12,7 +12,9 @@ def reference_greedy(model, src, steps):
     """No cache: re-run the whole prefix every step (quadratic, obviously right)."""
     prefix = torch.full((src.shape[0], 1), BOS)
     for _ in range(steps):
-        next_token = model(src, prefix)[:, -1].argmax(-1, keepdim=True)
+        logits = model(src, prefix)[:, -1]  # (B, V)
+        logits[:, [PAD, BOS]] = float("-inf")  # never generated
+        next_token = logits.argmax(-1, keepdim=True)
         prefix = torch.cat([prefix, next_token], dim=1)
     return prefix[:, 1:]
 
@@ -39,5 +41,6 @@ def test_stops_at_eos_and_respects_length_limits():
     handle.remove()
     out = greedy_decode(model, random_ids(2, 5), BOS, EOS, max_len=4)
     assert out.shape[1] <= 4
+    assert not ((out == BOS).any() or (out[:, 0] == PAD).any())  # never <s>, never pad first
     out = greedy_decode(model, random_ids(2, 3), BOS, EOS, extra_len=2)
     assert out.shape[1] <= 5  # source length + extra_len
