@@ -24,7 +24,7 @@ $(STAMP): pyproject.toml Makefile
 	touch $(STAMP)
 
 demo: setup
-	$(BIN)/aiayn model-info --preset tiny
+	$(BIN)/aiayn demo
 
 test: setup
 	$(BIN)/python -m pytest -q

@@ -40,6 +40,7 @@ DEMO_TRAIN = TrainConfig(
     keep_last=2,
     best_metric="exact_match",
     log_every=50,
+    precision="bf16",  # AMX/AVX-512 bf16 matmuls: ~1.5x the fp32 step rate for this model
 )
 DEMO_DATA = DataOptions(vocab_size=400, max_len=64, valid_beam=1)
 

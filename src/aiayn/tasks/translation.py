@@ -123,6 +123,7 @@ class TranslationTask:
         self.label_smoothing, self.seed = label_smoothing, seed
         self.valid_beam, self.valid_bleu_sentences = valid_beam, valid_bleu_sentences
         self.pad_id = model.config.pad_id
+        self._valid_batches: list[list[int]] | None = None
         self.bos_id = data.tokenizers.target.bos_id
         self.eos_id = data.tokenizers.target.eos_id
         _check_vocab(model, data.tokenizers)
@@ -156,8 +157,12 @@ class TranslationTask:
         device = next(model.parameters()).device
         nll = smoothed = 0.0
         tokens = 0
-        sampler = TokenBatchSampler(pair_lengths(self.data.valid), self.max_tokens, shuffle=False)
-        for indices in sampler.epoch_batches(0):
+        if self._valid_batches is None:  # the same every time: plan once
+            sampler = TokenBatchSampler(
+                pair_lengths(self.data.valid), self.max_tokens, shuffle=False
+            )
+            self._valid_batches = sampler.epoch_batches(0)
+        for indices in self._valid_batches:
             batch = self._collate([self.data.valid[i] for i in indices]).to(device)
             out = self.loss(model, batch)
             nll += float(out.nll)
