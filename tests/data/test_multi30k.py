@@ -306,3 +306,21 @@ def test_the_guard_blocks_the_real_site(tmp_path, loopback_only):
         download_multi30k(tmp_path, languages=["en"], splits=["val"], progress=False)
     assert loopback_only == ["github.com"]
     loopback_only.clear()
+
+
+@needs_shared
+def test_cli_downloads_from_a_mirror(tmp_path, serve, capsys):
+    """`aiayn data multi30k --out DIR --base-url URL` as a user runs it."""
+    from aiayn.cli import main
+
+    server = serve(MULTI30K)
+    out = tmp_path / "m30k"
+    assert main(["data", "multi30k", "--out", str(out), "--base-url", server.url,
+                 "--languages", "en,de", "--no-progress"]) == 0  # fmt: skip
+    printed = capsys.readouterr().out.split()
+    assert sorted(p.rsplit("/", 1)[-1] for p in printed) == sorted(
+        f"{split}.{lang}.gz"
+        for split in ("train", "val", "test_2016_flickr")
+        for lang in ["en", "de"]
+    )
+    assert (out / "train.de.gz").read_bytes() == (MULTI30K / "train.de.gz").read_bytes()

@@ -68,7 +68,7 @@ def _write_output(path: str, lines: list[str]) -> None:
 
 
 def run_translate(args: argparse.Namespace) -> int:
-    from aiayn.translate import translate
+    from aiayn.translator import translate
 
     lines = _read_lines(args.input)
     outputs = translate(
@@ -84,7 +84,7 @@ def run_translate(args: argparse.Namespace) -> int:
 
 def run_evaluate(args: argparse.Namespace) -> int:
     from aiayn.evaluate import corpus_scores
-    from aiayn.translate import translate
+    from aiayn.translator import translate
 
     src, ref = _read_lines(args.src), _read_lines(args.ref)
     if len(src) != len(ref):

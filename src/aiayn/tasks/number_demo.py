@@ -71,7 +71,7 @@ def run_demo(
 ) -> DemoResult:
     """Generate the data, train, translate the unseen test numbers, score, plot attention."""
     from aiayn.evaluate import bleu_score, corpus_scores, exact_match
-    from aiayn.translate import load_translator, translate_sentences
+    from aiayn.translator import load_translator, translate_sentences
     from aiayn.visualize import cross_attention, plot_attention
 
     out_dir = Path(out_dir)

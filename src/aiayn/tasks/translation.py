@@ -152,7 +152,7 @@ class TranslationTask:
     def validate(self, model: nn.Module) -> dict[str, float]:
         """Teacher-forced loss and perplexity on all of valid; BLEU from decoding it."""
         from aiayn.evaluate import bleu_score, exact_match
-        from aiayn.translate import translate_sentences
+        from aiayn.translator import translate_sentences
 
         device = next(model.parameters()).device
         nll = smoothed = 0.0

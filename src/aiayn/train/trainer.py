@@ -135,6 +135,7 @@ class Trainer:
             torch.manual_seed(cfg.seed + self.dist.rank)
             random.seed(cfg.seed + self.dist.rank)
         start = time.monotonic()
+        self._log({"split": "start", "step": self.state.step, "resume": resume})
         bar = self._progress_bar()
         last_valid: dict[str, float] | None = None
         stopped = ""

@@ -1,0 +1,49 @@
+"""Training curves from a run's `metrics.jsonl`."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+
+def read_metrics(path: str | os.PathLike, split: str) -> list[dict]:
+    """The records of one split ("train", "valid", …) from a metrics.jsonl file, in order."""
+    records = []
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            record = json.loads(line)
+            if record.get("split") == split:
+                records.append(record)
+    return records
+
+
+def plot_validation_curve(
+    metrics_file: str | os.PathLike, metric: str, out_png: str | os.PathLike, title: str = ""
+) -> Path:
+    """Plot a validation metric against wall-clock minutes since the run started."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    starts = read_metrics(metrics_file, "start")  # one per (re)start; absent in old logs
+    with open(metrics_file, encoding="utf-8") as f:
+        start = starts[0]["time"] if starts else json.loads(f.readline())["time"]
+    valid = read_metrics(metrics_file, "valid")
+    minutes = [(r["time"] - start) / 60 for r in valid]
+    values = [r[metric] for r in valid]
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    ax.plot(minutes, values, marker="o", markersize=3)
+    ax.set_xlabel("wall-clock minutes (training + validation)")
+    ax.set_ylabel(f"validation {metric}")
+    ax.set_title(title or f"validation {metric} vs time", fontsize=10)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    out_png = Path(out_png)
+    out_png.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out_png.with_name(f".{out_png.stem}.tmp.png")
+    fig.savefig(tmp, dpi=120)
+    plt.close(fig)
+    os.replace(tmp, out_png)
+    return out_png
