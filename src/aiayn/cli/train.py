@@ -181,14 +181,11 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _read_recipe(path: Path) -> dict[str, Any]:
-    try:
-        recipe = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: no such config file") from None
-    except json.JSONDecodeError as err:
-        raise ConfigError(f"{path}:{err.lineno}: invalid JSON ({err.msg})") from None
+    from aiayn.io import read_json_object
+
+    recipe = read_json_object(path, "training recipe")
     unknown = set(recipe) - {"preset", "model", "train", "data", "comment"}
-    if not isinstance(recipe, dict) or unknown:
+    if unknown:
         raise ConfigError(
             f"{path}: a recipe has the keys preset, model, train, data; found {sorted(unknown)}"
         )

@@ -62,7 +62,7 @@ def _read_lines(path: str | None) -> list[str]:
 
 
 def _write_output(path: str, lines: list[str]) -> None:
-    from aiayn.config import atomic_write_text
+    from aiayn.io import atomic_write_text
 
     atomic_write_text(Path(path), "".join(line + "\n" for line in lines))
 

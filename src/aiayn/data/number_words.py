@@ -35,12 +35,12 @@ from __future__ import annotations
 import logging
 import os
 import random
-import secrets
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from aiayn.errors import ConfigError
+from aiayn.io import atomic_write_text
 
 logger = logging.getLogger(__name__)
 
@@ -373,24 +373,7 @@ def write_splits(splits: NumberSplits, out_dir: str | os.PathLike[str]) -> list[
         sentence_pairs = splits.pairs(split)
         for lang, column in (("en", 0), ("de", 1)):
             path = out / f"{split}.{lang}"
-            _atomic_write_text(path, "".join(p[column] + "\n" for p in sentence_pairs))
+            atomic_write_text(path, "".join(p[column] + "\n" for p in sentence_pairs))
             written.append(path)
     logger.info("wrote number-word splits to %s", out)
     return written
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    """Write UTF-8 `text` to `path` via a temporary file in the same directory and os.replace."""
-    # Same directory: os.replace is atomic only within one file system. os.open with mode 0o666
-    # (not mkstemp's 0o600) so the finished file gets the user's umask like any other file.
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise

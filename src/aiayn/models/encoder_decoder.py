@@ -9,14 +9,15 @@ from torch import Tensor, nn
 from aiayn.config import ModelConfig
 from aiayn.nn.embeddings import OutputProjection, TokenEmbedding
 from aiayn.nn.kv_cache import DecoderCache
-from aiayn.nn.layers import DecoderLayer, EncoderLayer
+from aiayn.nn.layers import DecoderLayer, EncoderLayer, LayerSpec
 from aiayn.nn.masks import causal_mask, combine, padding_mask
 from aiayn.nn.positional import PositionalEncoding, build_positional
 from aiayn.nn.trace import record
 
 
-def _layer_kwargs(cfg: ModelConfig) -> dict:
-    return dict(
+def layer_spec(cfg: ModelConfig) -> LayerSpec:
+    """The per-layer settings of `cfg`."""
+    return LayerSpec(
         d_model=cfg.d_model,
         n_heads=cfg.n_heads,
         d_ff=cfg.d_ff,
@@ -43,7 +44,7 @@ class Encoder(nn.Module):
         self.positional = build_positional(cfg.positional, cfg.d_model, cfg.n_heads, cfg.max_len)
         self.dropout = nn.Dropout(cfg.dropout)  # §5.4: on the sums of embeddings and positions
         self.layers = nn.ModuleList(
-            EncoderLayer(**_layer_kwargs(cfg)) for _ in range(cfg.n_encoder_layers)
+            EncoderLayer(layer_spec(cfg)) for _ in range(cfg.n_encoder_layers)
         )
         # Pre-LN leaves the residual stream un-normalised; post-LN's last sub-layer already norms.
         self.norm = nn.LayerNorm(cfg.d_model, cfg.layer_norm_eps) if cfg.norm_first else None
@@ -75,7 +76,7 @@ class Decoder(nn.Module):
         self.positional = build_positional(cfg.positional, cfg.d_model, cfg.n_heads, cfg.max_len)
         self.dropout = nn.Dropout(cfg.dropout)
         self.layers = nn.ModuleList(
-            DecoderLayer(**_layer_kwargs(cfg)) for _ in range(cfg.n_decoder_layers)
+            DecoderLayer(layer_spec(cfg)) for _ in range(cfg.n_decoder_layers)
         )
         self.norm = nn.LayerNorm(cfg.d_model, cfg.layer_norm_eps) if cfg.norm_first else None
 

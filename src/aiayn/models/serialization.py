@@ -8,7 +8,6 @@ files intact.
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 import torch
@@ -17,6 +16,7 @@ from safetensors.torch import load_model, save_model
 
 from aiayn.config import ModelConfig
 from aiayn.errors import ConfigError
+from aiayn.io import atomic_path
 from aiayn.models.encoder_decoder import EncoderDecoder
 
 CONFIG_NAME = "config.json"
@@ -27,15 +27,8 @@ def save_pretrained(model: EncoderDecoder, directory: str | os.PathLike) -> Path
     """Write `model`'s config and weights into `directory` (created if needed)."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{WEIGHTS_NAME}.", suffix=".tmp", dir=directory)
-    os.close(fd)
-    try:
-        # save_model (not save_file) drops the duplicate names of tied weights.
-        save_model(model, tmp)
-        os.replace(tmp, directory / WEIGHTS_NAME)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(directory / WEIGHTS_NAME) as tmp:
+        save_model(model, str(tmp))  # save_model (not save_file) drops tied weights' aliases
     model.config.save(directory / CONFIG_NAME)
     return directory
 

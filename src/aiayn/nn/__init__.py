@@ -4,7 +4,7 @@ from aiayn.nn.attention import MultiHeadAttention, scaled_dot_product_attention
 from aiayn.nn.embeddings import OutputProjection, TokenEmbedding
 from aiayn.nn.feed_forward import PositionwiseFeedForward
 from aiayn.nn.kv_cache import DecoderCache, KVCache, StaticKV
-from aiayn.nn.layers import DecoderLayer, EncoderLayer
+from aiayn.nn.layers import DecoderLayer, EncoderLayer, LayerSpec
 from aiayn.nn.masks import causal_mask, combine, decoder_self_mask, lengths_mask, padding_mask
 from aiayn.nn.positional import (
     LearnedPositionalEncoding,
@@ -22,6 +22,7 @@ __all__ = [
     "DecoderLayer",
     "EncoderLayer",
     "KVCache",
+    "LayerSpec",
     "LearnedPositionalEncoding",
     "MultiHeadAttention",
     "OutputProjection",

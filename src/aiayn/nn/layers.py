@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from torch import Tensor, nn
 
 from aiayn.nn.attention import Impl, MultiHeadAttention
@@ -11,26 +13,41 @@ from aiayn.nn.positional import PositionalEncoding
 from aiayn.nn.residual import Residual
 
 
+@dataclass(frozen=True)
+class LayerSpec:
+    """The sizes and switches every encoder/decoder layer is built from."""
+
+    d_model: int = 512
+    n_heads: int = 8
+    d_ff: int = 2048
+    dropout: float = 0.1  # on each sub-layer's output, before the residual add (§5.4)
+    attention_dropout: float = 0.0  # on the attention weights
+    activation: str = "relu"
+    norm_first: bool = False  # False: post-LN as in the paper; True: pre-LN
+    eps: float = 1e-5
+    impl: Impl = "sdpa"
+
+    def attention(self) -> MultiHeadAttention:
+        return MultiHeadAttention(
+            self.d_model, self.n_heads, self.attention_dropout, impl=self.impl
+        )
+
+    def residual(self) -> Residual:
+        return Residual(self.d_model, self.dropout, self.norm_first, self.eps)
+
+    def feed_forward(self) -> PositionwiseFeedForward:
+        return PositionwiseFeedForward(self.d_model, self.d_ff, self.activation)
+
+
 class EncoderLayer(nn.Module):
     """Self-attention → FFN, each in a residual + dropout + LayerNorm (Fig. 1, left)."""
 
-    def __init__(
-        self,
-        d_model: int,
-        n_heads: int,
-        d_ff: int,
-        dropout: float = 0.1,
-        attention_dropout: float = 0.0,
-        activation: str = "relu",
-        norm_first: bool = False,
-        eps: float = 1e-5,
-        impl: Impl = "sdpa",
-    ) -> None:
+    def __init__(self, spec: LayerSpec) -> None:
         super().__init__()
-        self.self_attn = MultiHeadAttention(d_model, n_heads, attention_dropout, impl=impl)
-        self.res_attn = Residual(d_model, dropout, norm_first, eps)
-        self.ffn = PositionwiseFeedForward(d_model, d_ff, activation)
-        self.res_ffn = Residual(d_model, dropout, norm_first, eps)
+        self.self_attn = spec.attention()
+        self.res_attn = spec.residual()
+        self.ffn = spec.feed_forward()
+        self.res_ffn = spec.residual()
 
     def forward(
         self,
@@ -51,25 +68,14 @@ class EncoderLayer(nn.Module):
 class DecoderLayer(nn.Module):
     """Masked self-attention → cross-attention over the encoder output → FFN (Fig. 1, right)."""
 
-    def __init__(
-        self,
-        d_model: int,
-        n_heads: int,
-        d_ff: int,
-        dropout: float = 0.1,
-        attention_dropout: float = 0.0,
-        activation: str = "relu",
-        norm_first: bool = False,
-        eps: float = 1e-5,
-        impl: Impl = "sdpa",
-    ) -> None:
+    def __init__(self, spec: LayerSpec) -> None:
         super().__init__()
-        self.self_attn = MultiHeadAttention(d_model, n_heads, attention_dropout, impl=impl)
-        self.res_self = Residual(d_model, dropout, norm_first, eps)
-        self.cross_attn = MultiHeadAttention(d_model, n_heads, attention_dropout, impl=impl)
-        self.res_cross = Residual(d_model, dropout, norm_first, eps)
-        self.ffn = PositionwiseFeedForward(d_model, d_ff, activation)
-        self.res_ffn = Residual(d_model, dropout, norm_first, eps)
+        self.self_attn = spec.attention()
+        self.res_self = spec.residual()
+        self.cross_attn = spec.attention()
+        self.res_cross = spec.residual()
+        self.ffn = spec.feed_forward()
+        self.res_ffn = spec.residual()
 
     def forward(
         self,

@@ -29,8 +29,8 @@ import torch
 from safetensors.torch import load_file, load_model, save_file, save_model
 from torch import nn
 
-from aiayn.config import atomic_write_text
 from aiayn.errors import ConfigError
+from aiayn.io import atomic_write_text
 
 log = logging.getLogger(__name__)
 

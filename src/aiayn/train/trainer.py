@@ -22,8 +22,9 @@ from typing import Any, Protocol
 import torch
 from torch import nn
 
-from aiayn.config import TrainConfig, atomic_write_text
+from aiayn.config import TrainConfig
 from aiayn.errors import ConfigError
+from aiayn.io import atomic_write_text
 from aiayn.train import checkpoint as ckpt
 from aiayn.train import distributed as dist_utils
 from aiayn.train.loss import LossOutput

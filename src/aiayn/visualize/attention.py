@@ -11,6 +11,7 @@ from torch import Tensor
 
 from aiayn.models.encoder_decoder import EncoderDecoder
 from aiayn.tokenizers import TokenizerPair
+from aiayn.visualize.figure import save_figure
 
 
 @torch.no_grad()
@@ -60,13 +61,7 @@ def plot_attention(
     ax.set_title(title, fontsize=10)
     fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
     fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp.png")
-    fig.savefig(tmp, dpi=120)
-    plt.close(fig)
-    os.replace(tmp, path)
-    return path
+    return save_figure(fig, path)
 
 
 def _readable(tokenizer, token_id: int) -> str:

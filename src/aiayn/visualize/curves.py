@@ -6,6 +6,8 @@ import json
 import os
 from pathlib import Path
 
+from aiayn.visualize.figure import save_figure
+
 
 def read_metrics(path: str | os.PathLike, split: str) -> list[dict]:
     """The records of one split ("train", "valid", …) from a metrics.jsonl file, in order."""
@@ -40,10 +42,4 @@ def plot_validation_curve(
     ax.set_title(title or f"validation {metric} vs time", fontsize=10)
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    out_png = Path(out_png)
-    out_png.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out_png.with_name(f".{out_png.stem}.tmp.png")
-    fig.savefig(tmp, dpi=120)
-    plt.close(fig)
-    os.replace(tmp, out_png)
-    return out_png
+    return save_figure(fig, out_png)

@@ -1,0 +1,30 @@
+"""Plots are real PNG files with the labels asked for."""
+
+import json
+
+import torch
+
+from aiayn.visualize import plot_attention, plot_validation_curve, read_metrics
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def test_attention_heatmap_is_a_png(tmp_path):
+    weights = torch.softmax(torch.randn(3, 4), dim=-1)
+    path = plot_attention(weights, ["a", "b", "c"], ["w", "x", "y", "z"], tmp_path / "h.png")
+    assert path.read_bytes()[:8] == PNG_MAGIC
+    assert [p.name for p in tmp_path.iterdir()] == ["h.png"]  # no temporary file left
+
+
+def test_validation_curve_reads_the_metrics_log(tmp_path):
+    log = tmp_path / "metrics.jsonl"
+    records = [
+        {"time": 100.0, "split": "start", "step": 0},
+        {"time": 160.0, "split": "train", "step_window": 10, "loss": 5.0},
+        {"time": 220.0, "split": "valid", "step": 10, "bleu": 12.5},
+        {"time": 340.0, "split": "valid", "step": 20, "bleu": 20.0},
+    ]
+    log.write_text("".join(json.dumps(r) + "\n" for r in records))
+    assert [r["bleu"] for r in read_metrics(log, "valid")] == [12.5, 20.0]
+    out = plot_validation_curve(log, "bleu", tmp_path / "curve.png")
+    assert out.read_bytes()[:8] == PNG_MAGIC
