@@ -110,3 +110,14 @@ def test_mismatched_evaluate_files_name_both(trained, tmp_path):
     proc = aiayn("evaluate", "--model", out, "--src", data / "test.en", "--ref", ref)
     assert proc.returncode == 2
     assert "test.en has 12 lines" in proc.stderr and "ref.de has 1" in proc.stderr
+
+
+def test_average_writes_a_usable_model_directory(trained, tmp_path):
+    _, run_dir, _ = trained
+    proc = aiayn("average", "--run", run_dir, "--last", "2", "--out", tmp_path / "avg")
+    assert proc.returncode == 0, proc.stderr
+    assert len(json.loads(proc.stdout)["averaged_steps"]) == 2
+    out = aiayn("translate", "--model", tmp_path / "avg", "--beam", "1", stdin="seven\n")
+    assert out.returncode == 0 and len(out.stdout.split("\n")) == 2
+    too_many = aiayn("average", "--run", run_dir, "--last", "99", "--out", tmp_path / "x")
+    assert too_many.returncode == 2 and "--last must be" in too_many.stderr
