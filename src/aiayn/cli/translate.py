@@ -41,13 +41,25 @@ def add_evaluate_parser(sub) -> None:
     p.set_defaults(run=run_evaluate)
 
 
+def positive_int(text: str) -> int:
+    """argparse type: an integer ≥ 1 (argparse then reports a bad value in one line)."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
 def _decoding_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--beam", type=int, default=4, help="beam size; 1 = greedy (default: 4)")
+    p.add_argument(
+        "--beam", type=positive_int, default=4, help="beam size; 1 = greedy (default: 4)"
+    )
     p.add_argument(
         "--alpha", type=float, default=0.6,
         help="GNMT length penalty α; 0 = raw log-probability (default: 0.6, the paper's)",
     )  # fmt: skip
-    p.add_argument("--batch-size", type=int, default=64, help="sentences per batch (default: 64)")
+    p.add_argument(
+        "--batch-size", type=positive_int, default=64, help="sentences per batch (default: 64)"
+    )
     p.add_argument("--device", default="cpu", help="cpu, cuda, … (default: cpu)")
 
 
