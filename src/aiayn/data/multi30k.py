@@ -23,7 +23,6 @@ import hashlib
 import http.client
 import logging
 import os
-import secrets
 import sys
 import urllib.error
 import urllib.parse
@@ -35,6 +34,7 @@ from typing import IO, NamedTuple
 
 from aiayn import __version__
 from aiayn.errors import ConfigError, DataError
+from aiayn.io import atomic_path
 
 logger = logging.getLogger(__name__)
 
@@ -186,12 +186,11 @@ def _download(
 ) -> None:
     """Fetch `url` into `dest` atomically, raising DataError unless it matches `expected`."""
     try:
-        with _temporary_sibling(dest) as (tmp_path, tmp_file):
+        with atomic_path(dest) as tmp_path, tmp_path.open("wb") as tmp_file:
             digest, size = _fetch(url, tmp_file, expected, progress, timeout)
             _check_content(url, dest.name, expected, digest, size)
             tmp_file.flush()
             os.fsync(tmp_file.fileno())  # durable before the rename makes it visible
-            os.replace(tmp_path, dest)
     except OSError as e:  # creating the temporary file or renaming it (not the download)
         raise DataError(
             f"cannot write {dest}: {e.strerror or e}; check that the directory is writable"
@@ -259,20 +258,6 @@ def _copy_stream(
             out.write(chunk)
             bar(len(chunk))
     return digest.hexdigest(), size
-
-
-@contextmanager
-def _temporary_sibling(dest: Path) -> Iterator[tuple[Path, IO[bytes]]]:
-    """A new hidden file next to `dest`, removed on exit unless it was renamed into place."""
-    # Same directory so that os.replace is an atomic rename; mode 0o666 so the final file gets
-    # the user's umask (mkstemp would make it 0o600).
-    tmp = dest.with_name(f".{dest.name}.{os.getpid()}.{secrets.token_hex(4)}.part")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            yield tmp, f
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 @contextmanager

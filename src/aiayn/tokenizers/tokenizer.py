@@ -29,6 +29,7 @@ from typing import Any
 import tokenizers
 
 from aiayn.errors import DataError
+from aiayn.io import atomic_write_text
 from aiayn.tokenizers.special_tokens import BOS_ID, EOS_ID, PAD_ID, SPECIAL_TOKENS, UNK_ID
 
 logger = logging.getLogger(__name__)
@@ -152,11 +153,7 @@ class Tokenizer:
         The file is written next to its destination and then renamed, so an interrupted save
         never leaves a truncated file behind.
         """
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(self._backend.to_str(pretty=True), encoding="utf-8")
-        os.replace(tmp, path)
+        atomic_write_text(path, self._backend.to_str(pretty=True))
         logger.debug("saved tokenizer to %s", path)
 
     @classmethod

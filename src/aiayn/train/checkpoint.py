@@ -30,7 +30,7 @@ from safetensors.torch import load_file, load_model, save_file, save_model
 from torch import nn
 
 from aiayn.errors import ConfigError
-from aiayn.io import atomic_write_text
+from aiayn.io import atomic_path, atomic_write_text
 
 log = logging.getLogger(__name__)
 
@@ -137,9 +137,8 @@ def average_checkpoints(checkpoints: list[Checkpoint], out_file: Path) -> Path:
     averaged = {
         name: (acc / len(checkpoints)).to(reference[name].dtype) for name, acc in total.items()
     }
-    tmp = out_file.with_name(f".{out_file.name}.tmp")
-    save_file(averaged, str(tmp))
-    os.replace(tmp, out_file)
+    with atomic_path(out_file) as tmp:
+        save_file(averaged, str(tmp))
     return out_file
 
 
