@@ -239,18 +239,11 @@ def train_translation(
     On `resume`, the tokenizer and model config saved in `out_dir` are reused.
     """
     from aiayn.config import ModelConfig
-    from aiayn.train.checkpoint import list_checkpoints
+    from aiayn.train.checkpoint import check_run_dir
     from aiayn.train.trainer import Trainer
 
     out_dir = Path(out_dir)
-    has_checkpoints = bool(list_checkpoints(out_dir / "checkpoints"))
-    if resume and not has_checkpoints:  # fail before spending minutes on data
-        raise ConfigError(f"{out_dir}: no checkpoint to resume from; drop --resume to start afresh")
-    if not resume and has_checkpoints:
-        raise ConfigError(
-            f"{out_dir} already holds checkpoints; pass --resume to continue that run, or "
-            "choose another --out directory"
-        )
+    check_run_dir(out_dir, resume)  # fail before spending minutes on data
     tokenizers = None
     if resume:
         tokenizers = TokenizerPair.load(out_dir)

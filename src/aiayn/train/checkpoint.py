@@ -61,6 +61,20 @@ def list_checkpoints(directory: Path) -> list[Checkpoint]:
     return sorted(found, key=lambda c: c.step)
 
 
+def check_run_dir(out_dir: Path, resume: bool) -> list[Checkpoint]:
+    """The checkpoints of the run in `out_dir`, after checking they fit the request: resuming
+    needs at least one; a fresh run must not overwrite another run's."""
+    found = list_checkpoints(out_dir / "checkpoints")
+    if resume and not found:
+        raise ConfigError(f"{out_dir}: no checkpoint to resume from; drop --resume to start afresh")
+    if not resume and found:
+        raise ConfigError(
+            f"{out_dir} already holds checkpoints; pass --resume to continue that run, or "
+            "choose another --out directory"
+        )
+    return found
+
+
 def save_checkpoint(
     directory: Path,
     step: int,

@@ -297,12 +297,7 @@ class Trainer:
         ckpt.save_checkpoint(self.ckpt_dir, self.state.step, self.model, state, meta)
 
     def _resume(self) -> None:
-        found = ckpt.list_checkpoints(self.ckpt_dir)
-        if not found:
-            raise ConfigError(
-                f"{self.ckpt_dir}: no checkpoint to resume from; drop --resume to start afresh"
-            )
-        last = found[-1]
+        last = ckpt.check_run_dir(self.out_dir, resume=True)[-1]
         state = ckpt.load_checkpoint(last, self.model, self.device)
         self.optimizer.load_state_dict(state["optimizer"])
         if self.scaler and state["scaler"]:
@@ -353,11 +348,7 @@ class Trainer:
 
     def _prepare_out_dir(self, resume: bool) -> None:
         if self.dist.is_main:
-            if not resume and ckpt.list_checkpoints(self.ckpt_dir):
-                raise ConfigError(
-                    f"{self.out_dir} already holds checkpoints; pass --resume to continue that "
-                    "run, or choose another --out directory"
-                )
+            ckpt.check_run_dir(self.out_dir, resume)
             self.out_dir.mkdir(parents=True, exist_ok=True)
             atomic_write_text(
                 self.out_dir / "train_config.json",
