@@ -192,16 +192,16 @@ class TranslationTask:
 
 def _check_vocab(model: EncoderDecoder, tokenizers: TokenizerPair) -> None:
     cfg = model.config
-    if tokenizers.source.vocab_size > cfg.src_vocab_size:
-        raise ConfigError(
-            f"source tokenizer has {tokenizers.source.vocab_size} tokens but the model's "
-            f"src_vocab_size is {cfg.src_vocab_size}; build the model from the tokenizer's size"
-        )
-    if tokenizers.target.vocab_size > cfg.tgt_vocab_size:
-        raise ConfigError(
-            f"target tokenizer has {tokenizers.target.vocab_size} tokens but the model's "
-            f"tgt_vocab_size is {cfg.tgt_vocab_size}; build the model from the tokenizer's size"
-        )
+    sides = (
+        ("source", tokenizers.source, "src_vocab_size", cfg.src_vocab_size),
+        ("target", tokenizers.target, "tgt_vocab_size", cfg.tgt_vocab_size),
+    )
+    for side, tokenizer, field_name, size in sides:
+        if tokenizer.vocab_size > size:
+            raise ConfigError(
+                f"{side} tokenizer has {tokenizer.vocab_size} tokens but the model's "
+                f"{field_name} is {size}; build the model from the tokenizer's size"
+            )
     if cfg.tie_embeddings == "all" and not tokenizers.is_shared:
         raise ConfigError(
             "tie_embeddings 'all' needs one shared vocabulary; train a joint tokenizer or set "
