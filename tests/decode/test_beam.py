@@ -408,3 +408,20 @@ def test_cached_beam_search_equals_uncached_reference(seed, eos_bias, alpha, sto
         ref = reference_beam_search(model, src[i, :n], 3, alpha, limit=6)
         assert [(h.tokens, h.finished) for h in hyps] == [(t, f) for t, _, f in ref]
         assert [h.score for h in hyps] == pytest.approx([s for _, s, _ in ref], abs=1e-5)
+
+
+def test_min_len_holds_back_eos_and_min_equal_max_fixes_the_length():
+    model = random_model(eos=1e4)  # wants </s> at once
+    src = padded_batch([3, 5])
+    for k in (1, 3):
+        assert [len(t) for t in generate(model, src, BOS, EOS, k, min_len=2)] == [2, 2]
+        # min_len = max_len: every output runs to exactly that many tokens (benchmarks).
+        assert [len(t) for t in generate(model, src, BOS, EOS, k, max_len=6, min_len=6)] == [6, 6]
+    # The eos ban is exact: K = 1 with min_len still equals greedy with min_len, token for token.
+    model = random_model(0, pad=-30.0, bos=-30.0, eos=2.0)
+    src = padded_batch([5, 3, 7, 4])
+    greedy = greedy_decode(model, src, BOS, EOS, max_len=8, min_len=3)
+    hyps = beam_search(model, src, BOS, EOS, beam_size=1, alpha=0.0, max_len=8, min_len=3)
+    for row, (hyp,) in zip(greedy.tolist(), hyps, strict=True):
+        n = row.index(EOS) if EOS in row else len(row)
+        assert n >= 3 and hyp.tokens == row[:n]

@@ -74,6 +74,8 @@ class BeamSearch:
 
     limits: (B,) long, the most output tokens (counting </s>) each sentence may have.
     banned: token ids never generated (padding, <s>).
+    min_len: </s> is banned until this many other tokens have been output (fairseq's
+    --min-len; with min_len >= the limit every output runs to its limit).
     """
 
     def __init__(
@@ -83,6 +85,7 @@ class BeamSearch:
         eos_id: int,
         alpha: float = PAPER_ALPHA,
         banned: tuple[int, ...] = (),
+        min_len: int = 0,
     ) -> None:
         if beam_size < 1:
             raise ValueError(f"beam_size must be >= 1, got {beam_size}")
@@ -94,6 +97,10 @@ class BeamSearch:
         self.limits = limits.long()  # (B,)
         self.max_len = int(self.limits.max())
         self.banned = torch.tensor(sorted(set(banned)), dtype=torch.long, device=device)
+        self.min_len = min_len
+        self.banned_early = torch.tensor(  # while t < min_len, </s> is banned too
+            sorted({*banned, eos_id}), dtype=torch.long, device=device
+        )
         self.t = 0  # tokens generated so far by every live beam
         # Live beams of the A sentences still being searched.
         self.active = torch.arange(B, device=device)  # (A,) original sentence index
@@ -123,8 +130,9 @@ class BeamSearch:
         A, K = self.scores.shape
         V = lprobs.shape[-1]
         t = self.t
-        if self.banned.numel():
-            lprobs = lprobs.index_fill(1, self.banned, NEG_INF)  # (A*K, V)
+        banned = self.banned_early if t < self.min_len else self.banned
+        if banned.numel():
+            lprobs = lprobs.index_fill(1, banned, NEG_INF)  # (A*K, V)
         # 1. Every (beam, token) continuation, flattened per sentence.
         cand = self.scores[:, :, None] + lprobs.reshape(A, K, V)  # (A, K, V)
         # 2. Top 2K: sorted best first.

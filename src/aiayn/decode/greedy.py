@@ -22,6 +22,7 @@ def greedy_decode(
     eos_id: int,
     max_len: int | None = None,
     extra_len: int = 50,
+    min_len: int = 0,
 ) -> Tensor:
     """Translate a batch greedily.
 
@@ -29,7 +30,8 @@ def greedy_decode(
     (its past lives in the KV cache) and computes logits for that position only. A sentence
     ends at its first `eos_id` or at its length limit: its own source length + `extra_len`
     (§6.1: "input length + 50"), capped at `max_len` — so a sentence's output does not depend
-    on the batch it is padded into. Padding and <s> are never generated.
+    on the batch it is padded into. Padding and <s> are never generated, nor </s> before
+    `min_len` other tokens (min_len = max_len gives fixed-length outputs).
 
     Shape: src (B, S) long -> (B, L) long: the tokens after <s>, up to and including </s>
     (absent when cut at the limit), padded with the config's pad_id after it.
@@ -38,6 +40,7 @@ def greedy_decode(
     B = src.shape[0]
     limits = output_limits(src, pad_id, max_len, extra_len)  # (B,)
     banned = torch.tensor(never_generated(pad_id, bos_id, eos_id), device=src.device)
+    banned_early = torch.cat([banned, banned.new_tensor([eos_id])])  # while t < min_len
     memory, memory_mask = model.encode(src)
     steps = int(limits.max())
     cache = model.new_cache(capacity=steps + 1)
@@ -47,7 +50,7 @@ def greedy_decode(
     for t in range(steps):
         logits = model.decode(token, memory, memory_mask, cache, last_only=True)  # (B, 1, V)
         memory = None  # cross-attention K/V are cached after the first step
-        logits = logits.index_fill(-1, banned, float("-inf"))
+        logits = logits.index_fill(-1, banned_early if t < min_len else banned, float("-inf"))
         token = logits.argmax(dim=-1).masked_fill(finished[:, None], pad_id)  # (B, 1)
         out.append(token)
         finished |= (token[:, 0] == eos_id) | (limits <= t + 1)

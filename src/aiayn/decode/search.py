@@ -27,16 +27,19 @@ def beam_search(
     max_len: int | None = None,
     extra_len: int = 50,
     n_best: int = 1,
+    min_len: int = 0,
 ) -> list[list[Hypothesis]]:
     """Translate a batch with beam search (§6.1: beam 4, alpha 0.6, input length + 50).
 
     The B sentences × K beams run as one batch of B·K rows (row b*K + k = beam k of sentence
     b). The source is encoded once and its memory repeated per beam; cross-attention K/V are
     computed on the first step and only copied again when finished sentences leave the batch.
-    Padding and <s> are never generated. A sentence outputs at most its own source length +
-    `extra_len` tokens (counting </s>), capped at `max_len` (see `output_limits`; note that
-    greedy_decode's `max_len` replaces the limit instead). See `aiayn.decode.beam` for the
-    search and its stopping rule, and `aiayn.decode.length_penalty` for the score.
+    Padding and <s> are never generated, nor </s> before `min_len` other tokens (min_len =
+    max_len gives fixed-length outputs, as benchmarks need). A sentence outputs at most its
+    own source length + `extra_len` tokens (counting </s>), capped at `max_len` (see
+    `output_limits`; note that greedy_decode's `max_len` replaces the limit instead). See
+    `aiayn.decode.beam` for the search and its stopping rule, and `aiayn.decode.length_penalty`
+    for the score.
 
     `model` is anything with EncoderDecoder's `encode`, `decode`, `new_cache` and
     `config.pad_id`. Shape: src (B, S) long -> B lists of up to `n_best` hypotheses, best first.
@@ -46,7 +49,8 @@ def beam_search(
         raise ValueError(f"n_best must be in [1, beam_size = {K}], got {n_best}")
     pad_id = model.config.pad_id
     limits = output_limits(src, pad_id, max_len, extra_len)  # (B,)
-    search = BeamSearch(limits, K, eos_id, alpha, banned=never_generated(pad_id, bos_id, eos_id))
+    banned = never_generated(pad_id, bos_id, eos_id)
+    search = BeamSearch(limits, K, eos_id, alpha, banned=banned, min_len=min_len)
 
     memory, memory_mask = model.encode(src)  # (B, S, D), (B, 1, 1, S)
     memory = memory.repeat_interleave(K, dim=0)  # (B*K, S, D): one copy per beam
@@ -80,6 +84,7 @@ def generate(
     alpha: float = PAPER_ALPHA,
     max_len: int | None = None,
     extra_len: int = 50,
+    min_len: int = 0,
 ) -> list[list[int]]:
     """The best output of each sentence as token ids (no <s>, </s> or padding).
 
@@ -88,8 +93,10 @@ def generate(
     as in `beam_search`. Shape: src (B, S) long -> B lists of ids.
     """
     if beam_size == 1:
-        return _greedy_ids(model, src, bos_id, eos_id, max_len, extra_len)
-    hyps = beam_search(model, src, bos_id, eos_id, beam_size, alpha, max_len, extra_len)
+        return _greedy_ids(model, src, bos_id, eos_id, max_len, extra_len, min_len)
+    hyps = beam_search(
+        model, src, bos_id, eos_id, beam_size, alpha, max_len, extra_len, min_len=min_len
+    )
     return [h[0].tokens for h in hyps]
 
 
@@ -100,9 +107,10 @@ def _greedy_ids(
     eos_id: int,
     max_len: int | None,
     extra_len: int,
+    min_len: int,
 ) -> list[list[int]]:
     """`greedy_decode` as id lists without </s> or padding (= `beam_search` with K = 1 and
     alpha = 0, but a few percent faster: no beam bookkeeping)."""
-    out = greedy_decode(model, src, bos_id, eos_id, max_len=max_len, extra_len=extra_len)
+    out = greedy_decode(model, src, bos_id, eos_id, max_len, extra_len, min_len)
     pad_id = model.config.pad_id
     return [[t for t in row if t not in (eos_id, pad_id)] for row in out.tolist()]
