@@ -22,7 +22,7 @@ SCHEMA_VERSION = 1
 Positional = Literal["sinusoidal", "learned", "rope", "none"]
 Activation = Literal["relu", "gelu"]
 Tying = Literal["none", "decoder", "all"]
-AttentionImpl = Literal["sdpa", "math"]
+AttentionImpl = Literal["auto", "sdpa", "math"]
 
 
 @dataclass(frozen=True)
@@ -48,7 +48,9 @@ class ModelConfig:
     max_len: int = 1024  # longest sequence for learned positions (sinusoidal extrapolates)
     tie_embeddings: Tying = "all"  # §3.4: source emb = target emb = pre-softmax projection
     pad_id: int = 0
-    attention_impl: AttentionImpl = "sdpa"  # "math" is the reference path that can return weights
+    # "math" is the reference path that can return weights; "sdpa" PyTorch's fused kernel;
+    # "auto" the faster of the two where it runs (math for CPU half-precision training).
+    attention_impl: AttentionImpl = "auto"
     extra: dict[str, Any] = field(default_factory=dict)  # free-form notes (e.g. preset name)
 
     def __post_init__(self) -> None:

@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch.testing import assert_close
 
-from aiayn.nn.attention import MultiHeadAttention, scaled_dot_product_attention
+from aiayn.nn.attention import MultiHeadAttention, pick_impl, scaled_dot_product_attention
 from aiayn.nn.masks import causal_mask, combine, padding_mask, to_torch_polarity
 
 B, H, T, S, DH = 3, 4, 5, 7, 8
@@ -83,7 +83,7 @@ def _torch_mha_like(mha: MultiHeadAttention) -> torch.nn.MultiheadAttention:
     return ref.eval()
 
 
-@pytest.mark.parametrize("impl", ["math", "sdpa"])
+@pytest.mark.parametrize("impl", ["math", "sdpa", "auto"])
 def test_multi_head_attention_equals_torch(impl):
     D, heads = 32, 4
     mha = MultiHeadAttention(D, heads, impl=impl).eval()
@@ -143,3 +143,11 @@ def test_masking_is_safe_in_half_precision(dtype):
     assert (w[~mask] == 0).all()
     fast, _ = scaled_dot_product_attention(q, k, v, mask, impl="sdpa")
     assert_close(fast, out, atol=2e-2, rtol=2e-2)
+
+
+def test_auto_takes_math_only_for_cpu_half_precision_training():
+    q = torch.randn(2, 3, 4, 8)
+    assert pick_impl(q) == "sdpa"  # fp32
+    assert pick_impl(q.bfloat16()) == "sdpa"  # half precision, inference
+    assert pick_impl(q.bfloat16().requires_grad_()) == "math"  # half precision, training
+    assert pick_impl(q.requires_grad_()) == "sdpa"  # fp32 training: SDPA is as fast

@@ -7,7 +7,7 @@
 Two implementations of eq. 1 that tests hold equal: "math", the reference, written as the
 equation and able to return the attention weights; and "sdpa", PyTorch's fused kernel
 (flash / memory-efficient / C++ math, whichever fits the device), which never materialises
-the weights. Masks follow the package convention (`aiayn.nn.masks`): bool, True = may attend.
+the weights. "auto" picks per call the one that is faster where it runs (`pick_impl`). Masks follow the package convention (`aiayn.nn.masks`): bool, True = may attend.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Literal
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
@@ -25,7 +26,21 @@ if TYPE_CHECKING:
     from aiayn.nn.kv_cache import KVCache, StaticKV
     from aiayn.nn.positional import PositionalEncoding
 
-Impl = Literal["sdpa", "math"]
+Impl = Literal["auto", "sdpa", "math"]
+
+
+def pick_impl(q: Tensor) -> Literal["sdpa", "math"]:
+    """The faster path for `q`'s device, dtype and mode (measured: docs/benchmarks.md).
+
+    On CPU, SDPA's bf16/fp16 backward for short sequences is slow (its flash kernel's backward
+    dominated a Multi30k step), while the math path's half-precision matmuls run on AMX: the
+    math path trains 1.8× faster there. Everywhere else — GPUs (flash), fp32, inference —
+    SDPA is as fast or faster and never materialises the (T, S) weights.
+    """
+    half = q.dtype in (torch.bfloat16, torch.float16)
+    if q.device.type == "cpu" and half and q.requires_grad:
+        return "math"
+    return "sdpa"
 
 
 def scaled_dot_product_attention(
@@ -35,7 +50,7 @@ def scaled_dot_product_attention(
     mask: Tensor | None = None,
     bias: Tensor | None = None,
     dropout_p: float = 0.0,
-    impl: Impl = "sdpa",
+    impl: Impl = "auto",
     need_weights: bool = False,
 ) -> tuple[Tensor, Tensor | None]:
     """softmax(QKᵀ/√d_k + bias, masked) V.
@@ -45,6 +60,8 @@ def scaled_dot_product_attention(
     Every query must be allowed at least one key (a fully masked row has no softmax).
     `dropout_p` applies to the weights; pass 0.0 in eval mode. `need_weights` forces "math".
     """
+    if impl == "auto":
+        impl = pick_impl(q)
     if impl == "sdpa" and not need_weights:
         attn_mask = mask
         if bias is not None:  # SDPA takes one mask: fold the bool mask into the float bias
@@ -84,7 +101,7 @@ class MultiHeadAttention(nn.Module):
         n_heads: int,
         dropout: float = 0.0,
         bias: bool = True,
-        impl: Impl = "sdpa",
+        impl: Impl = "auto",
     ) -> None:
         super().__init__()
         if d_model % n_heads:

@@ -25,7 +25,7 @@ class LayerSpec:
     activation: str = "relu"
     norm_first: bool = False  # False: post-LN as in the paper; True: pre-LN
     eps: float = 1e-5
-    impl: Impl = "sdpa"
+    impl: Impl = "auto"
 
     def attention(self) -> MultiHeadAttention:
         return MultiHeadAttention(
