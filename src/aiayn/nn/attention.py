@@ -7,7 +7,8 @@
 Two implementations of eq. 1 that tests hold equal: "math", the reference, written as the
 equation and able to return the attention weights; and "sdpa", PyTorch's fused kernel
 (flash / memory-efficient / C++ math, whichever fits the device), which never materialises
-the weights. "auto" picks per call the one that is faster where it runs (`pick_impl`). Masks follow the package convention (`aiayn.nn.masks`): bool, True = may attend.
+the weights. "auto" picks per call the one that is faster where it runs (`pick_impl`).
+Masks follow the package convention (`aiayn.nn.masks`): bool, True = may attend.
 """
 
 from __future__ import annotations
