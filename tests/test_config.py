@@ -59,3 +59,22 @@ def test_load_errors_name_the_file_and_problem(tmp_path):
     path.write_text(json.dumps({"schema_version": SCHEMA_VERSION, "n_heads": 3}))
     with pytest.raises(ConfigError, match=str(path)):
         ModelConfig.load(path)
+
+
+def test_attention_window_round_trips_and_defaults_to_full_attention(tmp_path):
+    assert ModelConfig().attention_window is None  # the paper: full attention
+    cfg = ModelConfig(d_model=64, n_heads=2, attention_window=3)
+    cfg.save(tmp_path / "config.json")
+    assert json.loads((tmp_path / "config.json").read_text())["attention_window"] == 3
+    assert ModelConfig.load(tmp_path / "config.json") == cfg
+    # a config written before the field existed loads as full attention
+    data = ModelConfig().to_dict()
+    del data["attention_window"]
+    assert ModelConfig.from_dict(data).attention_window is None
+    assert ModelConfig.from_dict(ModelConfig().to_dict()).attention_window is None
+
+
+@pytest.mark.parametrize("window", [0, -1, 2.5, True, "4"])
+def test_bad_attention_window_names_the_field(window):
+    with pytest.raises(ConfigError, match=r"'attention_window'.*>= 1"):
+        ModelConfig(attention_window=window)

@@ -51,6 +51,10 @@ class ModelConfig:
     # "math" is the reference path that can return weights; "sdpa" PyTorch's fused kernel;
     # "auto" the faster of the two where it runs (math for CPU half-precision training).
     attention_impl: AttentionImpl = "auto"
+    # Not in the paper. Local self-attention: each position attends only to positions at most
+    # this far away (causal in the decoder); None = full attention (the paper). Cross-attention
+    # always sees the whole source.
+    attention_window: int | None = None
     extra: dict[str, Any] = field(default_factory=dict)  # free-form notes (e.g. preset name)
 
     def __post_init__(self) -> None:
@@ -63,6 +67,11 @@ class ModelConfig:
         for name in ("n_encoder_layers", "n_decoder_layers"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 0:
                 raise bad(name, "must be a non-negative integer")
+        window = self.attention_window
+        if window is not None and (isinstance(window, bool) or not isinstance(window, int)):
+            raise bad("attention_window", "must be an integer >= 1, or None for full attention")
+        if window is not None and window < 1:
+            raise bad("attention_window", "must be >= 1, or None for full attention")
         if self.d_model % self.n_heads:
             raise bad("d_model", f"must be divisible by n_heads = {self.n_heads}")
         if self.positional == "rope" and (self.d_model // self.n_heads) % 2:

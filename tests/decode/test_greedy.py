@@ -1,5 +1,6 @@
 """Greedy decoding with the cache equals argmax over full teacher-forced passes."""
 
+import pytest
 import torch
 
 from aiayn.decode import greedy_decode
@@ -19,8 +20,9 @@ def reference_greedy(model, src, steps):
     return prefix[:, 1:]
 
 
-def test_cached_greedy_equals_uncached_reference():
-    model = EncoderDecoder(small_config()).eval()
+@pytest.mark.parametrize("window", [None, 2], ids=["full", "window-2"])
+def test_cached_greedy_equals_uncached_reference(window):
+    model = EncoderDecoder(small_config(attention_window=window)).eval()
     src = random_ids(4, 6)
     out = greedy_decode(model, src, BOS, EOS, max_len=10)
     ref = reference_greedy(model, src, out.shape[1])

@@ -5,7 +5,8 @@ import torch
 from torch.testing import assert_close
 
 from aiayn.models import EncoderDecoder, presets
-from aiayn.nn.masks import padding_mask
+from aiayn.nn.masks import combine, padding_mask
+from aiayn.nn.sliding_window import band_mask
 
 from conftest import PAD, random_ids, small_config
 
@@ -223,3 +224,113 @@ def test_attention_maps_are_distributions_that_ignore_padding():
         assert (w.masked_select(pad[:, :, None].expand_as(w)) == 0).all()
     for w in maps.decoder_self:  # strictly upper triangle (the future) is exactly zero
         assert (w.triu(1) == 0).all()
+
+
+# --- sliding-window (local) self-attention: ModelConfig.attention_window ---------------------
+
+WINDOWED = {"paper": {}, "pre-LN": {"norm_first": True}, "rope": {"positional": "rope"}}
+
+
+def windowed_pair(window: int, **overrides) -> tuple[EncoderDecoder, EncoderDecoder]:
+    """A model with `attention_window=window` and the full-attention model of the same weights."""
+    local = model_for(attention_window=window, **overrides)
+    full = model_for(**overrides)
+    full.load_state_dict(local.state_dict())
+    return local, full
+
+
+@pytest.mark.parametrize("variant", WINDOWED)
+def test_window_covering_the_sequences_equals_full_attention(variant):
+    local, full = windowed_pair(9, **WINDOWED[variant])
+    src = pad_right(random_ids(2, 8), 2)  # S = 10: window 9 reaches every key
+    src[1, 5:] = PAD
+    tgt = pad_right(random_ids(2, 7), 1)
+    assert_close(local(src, tgt), full(src, tgt), atol=1e-5, rtol=1e-5)
+    # and a window that does not cover them changes the result
+    small, _ = windowed_pair(2, **WINDOWED[variant])
+    small.load_state_dict(local.state_dict())
+    assert not torch.allclose(small(src, tgt), full(src, tgt), atol=1e-3)
+
+
+@pytest.mark.parametrize("pad", [0, 2])
+@pytest.mark.parametrize("variant", WINDOWED)
+def test_small_window_equals_dense_band_masks(variant, pad):
+    """Window 2 == the full-attention layers run with band_mask ∧ padding as dense masks.
+    (Padding of at most `window` keeps a real key in every band: no empty row in the reference.)"""
+    window = 2
+    local, full = windowed_pair(window, **WINDOWED[variant])
+    src, tgt = pad_right(random_ids(2, 8), pad), pad_right(random_ids(2, 7), pad)
+    S, T = src.shape[1], tgt.shape[1]
+    src_pad, tgt_pad = padding_mask(src, PAD), padding_mask(tgt, PAD)
+    memory, _ = full.encoder(src, combine(src_pad, band_mask(S, window)))
+    hidden, _, _ = full.decoder(
+        tgt, memory, combine(tgt_pad, band_mask(T, window, causal=True)), src_pad
+    )
+    assert_close(local(src, tgt), full.generator(hidden), atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("variant", WINDOWED)
+def test_window_padding_does_not_change_real_positions(variant):
+    model = model_for(attention_window=2, **WINDOWED[variant])
+    src, tgt = random_ids(2, 6), random_ids(2, 5)
+    memory, _ = model.encode(src)
+    padded_memory, _ = model.encode(pad_right(src, 6))  # padded queries with empty bands
+    assert_close(padded_memory[:, :6], memory, atol=1e-5, rtol=1e-5)
+    assert torch.isfinite(padded_memory).all()
+    logits = model(src, tgt)
+    padded = model(pad_right(src, 6), pad_right(tgt, 6))
+    assert torch.isfinite(padded).all()
+    assert_close(padded[:, :5], logits, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("variant", WINDOWED)
+def test_window_incremental_decoding_equals_full_forward(variant):
+    model = model_for(attention_window=2, **WINDOWED[variant])
+    src = pad_right(random_ids(3, 6), 2)
+    src[1, 4:] = PAD
+    tgt = random_ids(3, 9)
+    full = model(src, tgt)
+    memory, memory_mask = model.encode(src)
+    cache = model.new_cache(capacity=4)  # small: forces the buffer to grow mid-sentence
+    for t in range(tgt.shape[1]):
+        step = model.decode(tgt[:, t : t + 1], memory if t == 0 else None, memory_mask, cache)
+        assert_close(step[:, 0], full[:, t], atol=1e-5, rtol=1e-5)
+    cache = model.new_cache()  # chunks: T > 1 new queries over the cache
+    first = model.decode(tgt[:, :4], memory, memory_mask, cache)
+    rest = model.decode(tgt[:, 4:], None, memory_mask, cache)
+    assert_close(torch.cat([first, rest], dim=1), full, atol=1e-5, rtol=1e-5)
+
+
+def test_window_bounds_what_each_position_sees():
+    """With 2 layers of window 1, target position i depends on target tokens i-2 … i only,
+    and memory position i on source tokens i-2 … i+2 only."""
+    model = model_for(attention_window=1)
+    src, tgt = random_ids(1, 9), random_ids(1, 9)
+    base_logits = model(src, tgt)
+    base_memory, _ = model.encode(src)
+    for j in (0, 4, 8):
+        changed = tgt.clone()
+        changed[0, j] = 3 if tgt[0, j] != 3 else 4
+        delta = (model(src, changed) - base_logits).abs().amax(-1)[0]  # (T,)
+        affected = [i for i in range(9) if delta[i] > 1e-6]
+        assert affected == [i for i in range(9) if 0 <= i - j <= 2], (j, affected)
+        changed = src.clone()
+        changed[0, j] = 3 if src[0, j] != 3 else 4
+        delta = (model.encode(changed)[0] - base_memory).abs().amax(-1)[0]  # (S,)
+        affected = [i for i in range(9) if delta[i] > 1e-6]
+        assert affected == [i for i in range(9) if abs(i - j) <= 2], (j, affected)
+
+
+def test_window_attention_maps_are_band_limited():
+    model = model_for(attention_window=2)
+    src, tgt = pad_right(random_ids(2, 6), 2), random_ids(2, 7)
+    maps = model.attention_maps(src, tgt)
+    assert_close(maps.logits, model(src, tgt), atol=1e-5, rtol=1e-5)
+    outside_dec = ~band_mask(7, 2, causal=True)
+    outside_enc = ~band_mask(8, 2)
+    for w in maps.decoder_self:
+        assert w.shape == (2, 4, 7, 7) and (w[..., outside_dec] == 0).all()
+    for w in maps.encoder_self:
+        assert w.shape == (2, 4, 8, 8) and (w[..., outside_enc] == 0).all()
+    assert maps.decoder_cross[0].shape == (2, 4, 7, 8)  # cross-attention is never windowed
+    assert (maps.decoder_cross[0][..., :6] > 0).all()  # every real source token, all queries

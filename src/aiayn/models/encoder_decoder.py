@@ -27,6 +27,7 @@ def layer_spec(cfg: ModelConfig) -> LayerSpec:
         norm_first=cfg.norm_first,
         eps=cfg.layer_norm_eps,
         impl=cfg.attention_impl,
+        window=cfg.attention_window,
     )
 
 
@@ -200,11 +201,16 @@ class EncoderDecoder(nn.Module):
     # --- helpers ------------------------------------------------------------------------------
 
     def _self_mask(self, tgt: Tensor, cache: DecoderCache | None) -> Tensor | None:
+        """Shape: tgt (B, T) -> (B, 1, T, T), (B, 1, 1, T), (T, past + T) or None."""
         T = tgt.shape[1]
+        if cache is None and self.config.attention_window is not None:
+            # Windowed full prefix: the window path is causal itself and takes key padding only.
+            return padding_mask(tgt, self.config.pad_id)  # (B, 1, 1, T)
         if cache is None:  # full prefix: causal, and padded keys hidden (§3.2.3)
             return combine(
                 padding_mask(tgt, self.config.pad_id), causal_mask(T, T, device=tgt.device)
             )
+        # With a window, the layers add the band to what is returned here (MultiHeadAttention).
         if T == 1:  # one new step may see every cached step: no mask (keeps SDPA's fast path)
             return None
         past = cache.length

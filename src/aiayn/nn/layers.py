@@ -26,10 +26,25 @@ class LayerSpec:
     norm_first: bool = False  # False: post-LN as in the paper; True: pre-LN
     eps: float = 1e-5
     impl: Impl = "auto"
+    # Local self-attention: each position sees positions at most this far away (causal in the
+    # decoder); None = full attention (the paper). Cross-attention is never windowed.
+    window: int | None = None
 
     def attention(self) -> MultiHeadAttention:
+        """Full attention: cross-attention, or self-attention of a model without a window."""
         return MultiHeadAttention(
             self.d_model, self.n_heads, self.attention_dropout, impl=self.impl
+        )
+
+    def self_attention(self, causal: bool) -> MultiHeadAttention:
+        """Self-attention, local when `window` is set (causal: the decoder's)."""
+        return MultiHeadAttention(
+            self.d_model,
+            self.n_heads,
+            self.attention_dropout,
+            impl=self.impl,
+            window=self.window,
+            causal=causal,
         )
 
     def residual(self) -> Residual:
@@ -44,7 +59,7 @@ class EncoderLayer(nn.Module):
 
     def __init__(self, spec: LayerSpec) -> None:
         super().__init__()
-        self.self_attn = spec.attention()
+        self.self_attn = spec.self_attention(causal=False)
         self.res_attn = spec.residual()
         self.ffn = spec.feed_forward()
         self.res_ffn = spec.residual()
@@ -56,7 +71,9 @@ class EncoderLayer(nn.Module):
         positional: PositionalEncoding | None = None,
         need_weights: bool = False,
     ) -> tuple[Tensor, Tensor | None]:
-        """Shape: x (B, S, D), mask (B, 1, 1|S, S) bool -> (B, S, D), weights (B, H, S, S)|None."""
+        """Shape: x (B, S, D), mask (B, 1, 1|S, S) bool -> (B, S, D), weights (B, H, S, S)|None.
+
+        With `spec.window` the mask must be the key-padding mask (B, 1, 1, S) or None."""
         y, weights = self.self_attn(
             self.res_attn.before(x), mask=mask, positional=positional, need_weights=need_weights
         )
@@ -70,7 +87,7 @@ class DecoderLayer(nn.Module):
 
     def __init__(self, spec: LayerSpec) -> None:
         super().__init__()
-        self.self_attn = spec.attention()
+        self.self_attn = spec.self_attention(causal=True)
         self.res_self = spec.residual()
         self.cross_attn = spec.attention()
         self.res_cross = spec.residual()
@@ -94,6 +111,9 @@ class DecoderLayer(nn.Module):
 
         With caches, x holds only the new steps; `memory` may be None once `cross_cache` is
         filled, since the encoder's K/V are then reused.
+
+        With `spec.window` and no cache, self_mask is the target key-padding mask (B, 1, 1, T)
+        or None: the window path supplies causality. With a cache it is combined with the band.
         """
         y, self_w = self.self_attn(
             self.res_self.before(x),
