@@ -145,9 +145,12 @@ def test_masking_is_safe_in_half_precision(dtype):
     assert_close(fast, out, atol=2e-2, rtol=2e-2)
 
 
-def test_auto_takes_math_only_for_cpu_half_precision_training():
+def test_auto_takes_math_for_cpu_half_precision_training_and_single_query_decoding():
     q = torch.randn(2, 3, 4, 8)
-    assert pick_impl(q) == "sdpa"  # fp32
+    assert pick_impl(q) == "sdpa"  # fp32, whole sequence
     assert pick_impl(q.bfloat16()) == "sdpa"  # half precision, inference
     assert pick_impl(q.bfloat16().requires_grad_()) == "math"  # half precision, training
-    assert pick_impl(q.requires_grad_()) == "sdpa"  # fp32 training: SDPA is as fast
+    assert pick_impl(q.clone().requires_grad_()) == "sdpa"  # fp32 training: SDPA is as fast
+    step = torch.randn(2, 3, 1, 8)  # one new query per decoding step
+    assert pick_impl(step) == "math"
+    assert pick_impl(step.requires_grad_()) == "sdpa"

@@ -23,6 +23,19 @@ def test_reorder_selects_rows():
     assert cache.k[:, 0, 0, 0].tolist() == [2.0, 2.0, 0.0]
 
 
+def test_reorder_between_appends_and_growth_equals_reordering_the_whole_history():
+    cache = KVCache(capacity=3)
+    history = torch.empty(4, 2, 0, 5)  # (B, H, steps, Dh): what the cache must hold
+    for index in ([3, 3, 0, 1], [1, 2, 2, 0], [0, 0, 0, 3], [2, 1, 0, 3]):
+        step = torch.randn(4, 2, 1, 5)
+        cache.update(step, -step)
+        history = torch.cat([history, step], dim=2)
+        cache.reorder(torch.tensor(index))  # only the filled steps are copied
+        history = history[index]
+        assert torch.equal(cache.k, history) and torch.equal(cache.v, -history)
+    assert cache.length == 4  # grew past capacity 3 after reorders
+
+
 def test_decoder_cache_length_and_static_cross():
     cache = DecoderCache(n_layers=2)
     assert cache.length == 0
