@@ -1,0 +1,294 @@
+"""The benchmark harness: aiayn against its peers in one run, as ratios.
+
+    python -m benchmarks.run                          # Multi30k-sized model, train + translate
+    python -m benchmarks.run --size multi30k base     # and the paper's base model
+    python -m benchmarks.run --parts attention        # one attention layer, 256 … 8192 tokens
+    python -m benchmarks.run --parts optimizations    # aiayn's own switches, before/after
+    python -m benchmarks.run --smoke                  # seconds: tiny sizes (CI runs this)
+
+Every measurement runs in its own fresh process, back to back on the same machine, with the
+same model dimensions, batch and precision for every contender (see benchmarks/contenders.py).
+Prints ONE JSON object and appends a row per size to the results table at the end of
+docs/benchmarks.md (`--record PATH` elsewhere, `--no-record` not at all). Absolute speeds
+drift with the machine's load; the ratios within one run are what to compare.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import platform
+from dataclasses import asdict
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from aiayn.io import atomic_write_text
+from benchmarks.contenders import SIZES, Dims
+from benchmarks.measure import ROOT, in_worker
+
+TRAINING = ["aiayn", "aiayn_sdpa", "hf_marian", "torch_transformer"]
+TRANSLATION = ["aiayn", "hf_marian", "ctranslate2"]
+BEAMS = {"greedy": 1, "beam4": 4}
+TABLE_HEADER = (
+    "| date | size | device | train fp32 ×Marian | train bf16 ×Marian | train fp32 ×torch "
+    "| train bf16 ×torch | greedy ×HF | beam 4 ×HF | beam 4 ×CT2 | MFU fp32 | MFU bf16 |\n"
+    "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n"
+)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        prog="python -m benchmarks.run",
+        description="Benchmark aiayn against HF transformers (Marian), torch.nn.Transformer and "
+        "CTranslate2 in one run; print one JSON object and record a row in docs/benchmarks.md.",
+    )
+    p.add_argument(
+        "--size", nargs="+", choices=sorted(SIZES), default=["multi30k"],
+        help="model sizes: multi30k (3+3, d 256, 8k vocab), base (the paper's), tiny (smoke)",
+    )  # fmt: skip
+    p.add_argument(
+        "--parts", nargs="+", choices=["train", "translate", "attention", "optimizations"],
+        default=["train", "translate"],
+        help="what to measure: training step, translation, one attention layer vs length, "
+        "aiayn's own optimizations before/after (default: train translate)",
+    )  # fmt: skip
+    p.add_argument("--precision", nargs="+", choices=["fp32", "bf16"], default=["fp32", "bf16"],
+                   help="training precisions (bf16 = autocast, fp32 weights)")  # fmt: skip
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu",
+                   help="cpu or cuda (default: cuda when available)")  # fmt: skip
+    p.add_argument("--warmup", type=int, default=2, help="untimed calls before timing")
+    p.add_argument("--reps", type=int, default=5, help="timed calls; the median is reported")
+    p.add_argument("--seq-lens", type=int, nargs="+", default=[256, 512, 1024, 2048, 4096, 8192],
+                   help="sequence lengths of the attention part")  # fmt: skip
+    p.add_argument("--window", type=int, default=128,
+                   help="sliding-window size (keys either side) of the attention part")  # fmt: skip
+    p.add_argument("--compile", action="store_true",
+                   help="optimizations part: also time torch.compile (slow)")  # fmt: skip
+    p.add_argument("--record", type=Path, default=ROOT / "docs" / "benchmarks.md",
+                   help="markdown file whose final table gets one row per size")  # fmt: skip
+    p.add_argument("--no-record", action="store_true", help="print the JSON only")
+    p.add_argument("--smoke", action="store_true",
+                   help="seconds-long check that every part still runs: tiny sizes, one rep, "
+                   "short sequences; records nothing unless --record is given")  # fmt: skip
+    args = p.parse_args(argv)
+    if args.smoke:
+        args.size, args.warmup, args.reps = ["tiny"], 1, 1
+        args.seq_lens, args.window = [64, 128], 16
+        if "--record" not in (argv or []):
+            args.no_record = True
+    return args
+
+
+def main(argv: list[str] | None = None) -> dict:
+    args = parse_args(argv)
+    common = {"device": args.device, "threads": torch.get_num_threads()}
+    jobs = _jobs(args)
+    results: dict = {}
+    for key, task, spec in tqdm(jobs, desc="benchmarks", unit="run"):
+        results[key] = in_worker(task, **common, **spec)
+    report = _report(args, results)
+    print(json.dumps(report, indent=1, ensure_ascii=False))
+    failed = [r["error"] for r in results.values() if "error" in r]
+    if failed:  # the other figures stand, but nothing is recorded from an incomplete run
+        raise SystemExit("benchmark runs failed:\n  " + "\n  ".join(failed))
+    if not args.no_record:
+        record_rows(args.record, report)
+    return report
+
+
+def _jobs(args: argparse.Namespace) -> list[tuple[tuple, str, dict]]:
+    """(result key, worker task, spec) for every measurement, in running order."""
+    timing = {"warmup": args.warmup, "reps": args.reps}
+    jobs = [(("peak", p), "peak", {"precision": p}) for p in ("fp32", "bf16")]
+    for size in args.size:
+        dims = asdict(SIZES[size])
+        if "train" in args.parts:
+            for precision in args.precision:
+                for name in TRAINING:
+                    spec = {"contender": name, "dims": dims, "precision": precision, **timing}
+                    jobs.append(((size, "train", precision, name), "train", spec))
+        if "translate" in args.parts:
+            for mode, beam in BEAMS.items():
+                for name in TRANSLATION:
+                    spec = {"contender": name, "dims": dims, "beam": beam, **timing}
+                    jobs.append(((size, "translate", mode, name), "translate", spec))
+        if "optimizations" in args.parts:
+            for variant, extra in _optimization_variants(args).items():
+                spec = {"contender": "aiayn", "dims": dims, "precision": "bf16", **timing}
+                jobs.append(((size, "optim", variant), "train", {**spec, **extra}))
+    if "attention" in args.parts:
+        for T in args.seq_lens:
+            for impl in ("math", "sdpa", "window"):
+                spec = {"impl": impl, "seq_len": T, "window": args.window}
+                spec.update(warmup=min(args.warmup, 1), reps=min(args.reps, 3))
+                jobs.append((("attention", T, impl), "attention", spec))
+    return jobs
+
+
+def _optimization_variants(args: argparse.Namespace) -> dict[str, dict]:
+    """aiayn's training switches, each against the default (fused Adam, auto attention)."""
+    variants = {
+        "default (fused Adam, auto attention)": {},
+        "foreach Adam": {"optimizer": "foreach"},
+        "per-parameter Adam": {"optimizer": "loop"},
+        "SDPA attention": {"contender": "aiayn_sdpa"},
+        "math attention": {"contender": "aiayn_math"},
+    }
+    if args.compile:
+        variants["torch.compile"] = {"compile": True}
+    return variants
+
+
+def _report(args: argparse.Namespace, results: dict) -> dict:
+    peak = {p: results[("peak", p)].get("flops_per_s") for p in ("fp32", "bf16")}
+    report = {
+        "date": datetime.date.today().isoformat(),
+        "machine": {
+            "device": args.device,
+            "cpu": platform.processor() or platform.machine(),
+            "threads": torch.get_num_threads(),
+            "torch": torch.__version__,
+            **_peer_versions(),
+        },
+        "peak_matmul_tflops": {p: _tflops(v) for p, v in peak.items()},
+        "sizes": {},
+    }
+    for size in args.size:
+        section = _size_section(size, SIZES[size], results, peak)
+        if section:
+            report["sizes"][size] = section
+    if "attention" in args.parts:
+        report["attention"] = {
+            "layer": "d_model 256, 8 heads, batch 1, fp32, forward + backward, "
+            f"window {args.window}",
+            "by_seq_len": {
+                T: {impl: results[("attention", T, impl)] for impl in ("math", "sdpa", "window")}
+                for T in args.seq_lens
+            },
+        }
+    report["targets"] = _targets(report)
+    return report
+
+
+def _size_section(size: str, dims: Dims, results: dict, peak: dict) -> dict:
+    section: dict = {}
+    training = {
+        precision: {
+            key[3]: results[key] for key in results if key[:3] == (size, "train", precision)
+        }
+        for precision in ("fp32", "bf16")
+    }
+    training = {p: r for p, r in training.items() if r}
+    for precision, by_name in training.items():
+        for r in by_name.values():
+            if "flops_per_s" in r and peak[precision]:
+                r["mfu"] = round(r.pop("flops_per_s") / peak[precision], 3)
+    translation = {
+        mode: {key[3]: results[key] for key in results if key[:3] == (size, "translate", mode)}
+        for mode in BEAMS
+    }
+    translation = {m: r for m, r in translation.items() if r}
+    for by_name in translation.values():  # decoding runs in fp32
+        for r in by_name.values():
+            if "flops_per_s" in r and peak["fp32"]:
+                r["mfu"] = round(r.pop("flops_per_s") / peak["fp32"], 3)
+    optim = {key[2]: results[key] for key in results if key[:2] == (size, "optim")}
+    for r in optim.values():
+        r.pop("flops_per_s", None)
+    if training:
+        section["training_tokens_per_s"] = training
+    if translation:
+        section["translation_tokens_per_s"] = translation
+    if optim:
+        section["optimizations_bf16"] = optim
+    if section:
+        section["dims"] = asdict(dims)
+        section["ratios"] = _ratios(training, translation)
+    return section
+
+
+def _ratios(training: dict, translation: dict) -> dict:
+    ratios = {}
+    for precision, by_name in training.items():
+        for peer in ("hf_marian", "torch_transformer"):
+            ratios[f"train_{precision}_vs_{peer}"] = _ratio(by_name, "aiayn", peer)
+    for mode, by_name in translation.items():
+        for peer in ("hf_marian", "ctranslate2"):
+            ratios[f"{mode}_vs_{peer}"] = _ratio(by_name, "aiayn", peer)
+    return ratios
+
+
+def _ratio(by_name: dict, ours: str, peer: str) -> float | None:
+    a, b = by_name.get(ours, {}), by_name.get(peer, {})
+    if "tokens_per_s" not in a or "tokens_per_s" not in b:
+        return None
+    return round(a["tokens_per_s"] / b["tokens_per_s"], 2)
+
+
+def _targets(report: dict) -> list[dict]:
+    """Issue 4's targets, each with its measured value (None when not measured in this run)."""
+    m30k = report["sizes"].get("multi30k", {})
+    r = m30k.get("ratios", {})
+    base_fp32 = report["sizes"].get("base", {}).get("training_tokens_per_s", {}).get("fp32", {})
+    rows = [
+        ("training fp32 ≥ 1.5× HF Marian (multi30k)", r.get("train_fp32_vs_hf_marian"), 1.5),
+        ("training bf16 ≥ 1.5× HF Marian (multi30k)", r.get("train_bf16_vs_hf_marian"), 1.5),
+        ("greedy ≥ 2× HF generate (multi30k)", r.get("greedy_vs_hf_marian"), 2.0),
+        ("beam 4 ≥ 3× HF generate (multi30k)", r.get("beam4_vs_hf_marian"), 3.0),
+        ("beam 4 within 1.5× of CTranslate2 (multi30k)", r.get("beam4_vs_ctranslate2"), 1 / 1.5),
+        ("fp32 training MFU ≥ 50% (base)", base_fp32.get("aiayn", {}).get("mfu"), 0.5),
+    ]
+    return [
+        {"target": name, "value": value, "threshold": round(threshold, 3),
+         "met": None if value is None else value >= threshold}
+        for name, value, threshold in rows
+    ]  # fmt: skip
+
+
+def record_rows(path: Path, report: dict) -> None:
+    """Append one row per size to the table that ends `path` (its header is added if absent)."""
+    text = path.read_text() if path.exists() else ""
+    if TABLE_HEADER not in text:
+        text = text.rstrip("\n") + "\n\n## Harness runs\n\n" + TABLE_HEADER
+    for size, section in report["sizes"].items():
+        r = section.get("ratios", {})
+        train = section.get("training_tokens_per_s", {})
+        mfu = [train.get(p, {}).get("aiayn", {}).get("mfu") for p in ("fp32", "bf16")]
+        cells = [
+            report["date"], size, f"{report['machine']['device']} ×{report['machine']['threads']}",
+            *(_cell(r.get(k)) for k in (
+                "train_fp32_vs_hf_marian", "train_bf16_vs_hf_marian",
+                "train_fp32_vs_torch_transformer", "train_bf16_vs_torch_transformer",
+                "greedy_vs_hf_marian", "beam4_vs_hf_marian", "beam4_vs_ctranslate2",
+            )),
+            *(f"{m:.0%}" if m is not None else "–" for m in mfu),
+        ]  # fmt: skip
+        text += "| " + " | ".join(cells) + " |\n"
+    atomic_write_text(path, text)
+
+
+def _cell(ratio: float | None) -> str:
+    return "–" if ratio is None else f"{ratio:.2f}×"
+
+
+def _tflops(flops: float | None) -> float | None:
+    return None if flops is None else round(flops / 1e12, 3)
+
+
+def _peer_versions() -> dict:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {}
+    for name in ("transformers", "ctranslate2"):
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,41 @@
+"""One measurement in a fresh process: `python -m benchmarks.worker TASK 'JSON spec'`.
+
+Prints the result as one JSON line. `benchmarks.run` starts one worker per measurement.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import torch
+
+from benchmarks.contenders import Dims
+from benchmarks.long_attention import attention_layer_cost
+from benchmarks.measure import matmul_peak_flops
+from benchmarks.training import train_step_rate
+from benchmarks.translation import translate_rate
+
+
+def main() -> None:
+    task, spec = sys.argv[1], json.loads(sys.argv[2])
+    if "threads" in spec:
+        torch.set_num_threads(spec.pop("threads"))
+    if "dims" in spec:
+        spec["dims"] = Dims(**spec["dims"])
+    if task == "peak":
+        dtype = {"fp32": torch.float32, "bf16": torch.bfloat16}[spec["precision"]]
+        result = {"flops_per_s": matmul_peak_flops(dtype, spec["device"], spec.get("n", 2048))}
+    elif task == "train":
+        result = train_step_rate(**spec)
+    elif task == "translate":
+        result = translate_rate(**spec)
+    elif task == "attention":
+        result = attention_layer_cost(**spec)
+    else:
+        raise SystemExit(f"unknown task {task!r}: expected peak, train, translate or attention")
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
