@@ -32,6 +32,7 @@ from benchmarks.measure import ROOT, in_worker
 TRAINING = ["aiayn", "aiayn_sdpa", "hf_marian", "torch_transformer"]
 TRANSLATION = ["aiayn", "hf_marian", "ctranslate2"]
 BEAMS = {"greedy": 1, "beam4": 4}
+DECODING_VARIANTS = ["default", "sdpa", "full_cache_reorder"]  # see translation.translate_rate
 TABLE_HEADER = (
     "| date | size | device | train fp32 ×Marian | train bf16 ×Marian | train fp32 ×torch "
     "| train bf16 ×torch | greedy ×HF | beam 4 ×HF | beam 4 ×CT2 | MFU fp32 | MFU bf16 |\n"
@@ -67,8 +68,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="sliding-window size (keys either side) of the attention part")  # fmt: skip
     p.add_argument("--compile", action="store_true",
                    help="optimizations part: also time torch.compile (slow)")  # fmt: skip
-    p.add_argument("--record", type=Path, default=ROOT / "docs" / "benchmarks.md",
-                   help="markdown file whose final table gets one row per size")  # fmt: skip
+    p.add_argument("--record", type=Path, default=None,
+                   help="markdown file whose final table gets one row per size "
+                   "(default: docs/benchmarks.md)")  # fmt: skip
     p.add_argument("--no-record", action="store_true", help="print the JSON only")
     p.add_argument("--smoke", action="store_true",
                    help="seconds-long check that every part still runs: tiny sizes, one rep, "
@@ -77,8 +79,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if args.smoke:
         args.size, args.warmup, args.reps = ["tiny"], 1, 1
         args.seq_lens, args.window = [64, 128], 16
-        if "--record" not in (argv or []):
-            args.no_record = True
+        args.no_record = args.no_record or args.record is None
+    if args.record is None:
+        args.record = ROOT / "docs" / "benchmarks.md"
     return args
 
 
@@ -119,6 +122,9 @@ def _jobs(args: argparse.Namespace) -> list[tuple[tuple, str, dict]]:
             for variant, extra in _optimization_variants(args).items():
                 spec = {"contender": "aiayn", "dims": dims, "precision": "bf16", **timing}
                 jobs.append(((size, "optim", variant), "train", {**spec, **extra}))
+            for variant in DECODING_VARIANTS:
+                spec = {"contender": "aiayn", "dims": dims, "beam": 4, "variant": variant}
+                jobs.append(((size, "optim_decode", variant), "translate", {**spec, **timing}))
     if "attention" in args.parts:
         for T in args.seq_lens:
             for impl in ("math", "sdpa", "window"):
@@ -136,6 +142,7 @@ def _optimization_variants(args: argparse.Namespace) -> dict[str, dict]:
         "per-parameter Adam": {"optimizer": "loop"},
         "SDPA attention": {"contender": "aiayn_sdpa"},
         "math attention": {"contender": "aiayn_math"},
+        "no transparent huge pages": {"thp": False},
     }
     if args.compile:
         variants["torch.compile"] = {"compile": True}
@@ -196,7 +203,8 @@ def _size_section(size: str, dims: Dims, results: dict, peak: dict) -> dict:
             if "flops_per_s" in r and peak["fp32"]:
                 r["mfu"] = round(r.pop("flops_per_s") / peak["fp32"], 3)
     optim = {key[2]: results[key] for key in results if key[:2] == (size, "optim")}
-    for r in optim.values():
+    optim_decode = {key[2]: results[key] for key in results if key[:2] == (size, "optim_decode")}
+    for r in (*optim.values(), *optim_decode.values()):
         r.pop("flops_per_s", None)
     if training:
         section["training_tokens_per_s"] = training
@@ -204,6 +212,8 @@ def _size_section(size: str, dims: Dims, results: dict, peak: dict) -> dict:
         section["translation_tokens_per_s"] = translation
     if optim:
         section["optimizations_bf16"] = optim
+    if optim_decode:
+        section["optimizations_beam4_fp32"] = optim_decode
     if section:
         section["dims"] = asdict(dims)
         section["ratios"] = _ratios(training, translation)

@@ -21,15 +21,32 @@ from benchmarks.measure import PeakMemory, median_seconds
 
 
 def translate_rate(
-    contender: str, dims: Dims, beam: int, device: str, warmup: int, reps: int
+    contender: str,
+    dims: Dims,
+    beam: int,
+    device: str,
+    warmup: int,
+    reps: int,
+    variant: str = "default",
 ) -> dict:
-    """Output tokens/s and peak memory of translating one batch."""
+    """Output tokens/s and peak memory of translating one batch.
+
+    variant (aiayn only), to measure what each decoding optimization buys:
+      "default"               as shipped
+      "sdpa"                  SDPA for single-query decoding steps too (before `pick_impl`)
+      "full_cache_reorder"    beam reorders copy the cache's whole capacity, not the filled steps
+    """
+    if variant == "full_cache_reorder":
+        from aiayn.nn import kv_cache
+
+        kv_cache._select_rows = lambda buf, index, length: buf.index_select(0, index)
     torch.manual_seed(0)
     B, L = dims.translate_batch, dims.translate_out_len
     src = torch.randint(4, dims.vocab, (B, dims.translate_src_len))  # (B, S): no specials
     src[:, -1] = EOS  # sources end with </s> (CTranslate2 appends it itself)
     with tempfile.TemporaryDirectory() as tmp:
-        run, check = _translator(contender, dims, src, beam, L, device, tmp)
+        impl = "sdpa" if variant == "sdpa" else "auto"
+        run, check = _translator(contender, dims, src, beam, L, device, tmp, impl)
         with PeakMemory(device) as mem:
             seconds = median_seconds(run, warmup, reps, device)
         lengths = check(run())
@@ -68,10 +85,10 @@ def decode_flops(dims: Dims, beam: int) -> int:
     return dims.translate_batch * (per_sentence + beam * per_row)
 
 
-def _translator(contender, dims, src, beam, L, device, tmp):
+def _translator(contender, dims, src, beam, L, device, tmp, impl="auto"):
     """A closure that translates `src`, and one that returns the output lengths of a result."""
     if contender == "aiayn":
-        model = aiayn_model(dims)[0].eval().to(device)
+        model = aiayn_model(dims, impl)[0].eval().to(device)
         src = src.to(device)
 
         def run():

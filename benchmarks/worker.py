@@ -1,24 +1,30 @@
 """One measurement in a fresh process: `python -m benchmarks.worker TASK 'JSON spec'`.
 
 Prints the result as one JSON line. `benchmarks.run` starts one worker per measurement.
+The spec's "thp" (default true) sets THP_MEM_ALLOC_ENABLE for the whole process before torch is
+imported — large CPU tensors on transparent huge pages, as `import aiayn` sets it — so every
+contender of a run measures under the same memory settings.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sys
-
-import torch
-
-from benchmarks.contenders import Dims
-from benchmarks.long_attention import attention_layer_cost
-from benchmarks.measure import matmul_peak_flops
-from benchmarks.training import train_step_rate
-from benchmarks.translation import translate_rate
 
 
 def main() -> None:
     task, spec = sys.argv[1], json.loads(sys.argv[2])
+    os.environ["THP_MEM_ALLOC_ENABLE"] = "1" if spec.pop("thp", True) else "0"
+
+    import torch  # only now: PyTorch reads THP_MEM_ALLOC_ENABLE at its first allocation
+
+    from benchmarks.contenders import Dims
+    from benchmarks.long_attention import attention_layer_cost
+    from benchmarks.measure import matmul_peak_flops
+    from benchmarks.training import train_step_rate
+    from benchmarks.translation import translate_rate
+
     if "threads" in spec:
         torch.set_num_threads(spec.pop("threads"))
     if "dims" in spec:

@@ -121,3 +121,29 @@ def test_average_writes_a_usable_model_directory(trained, tmp_path):
     assert out.returncode == 0 and len(out.stdout.split("\n")) == 2
     too_many = aiayn("average", "--run", run_dir, "--last", "99", "--out", tmp_path / "x")
     assert too_many.returncode == 2 and "--last must be" in too_many.stderr
+
+
+def test_export_to_ctranslate2_translates_like_greedy_aiayn(trained, tmp_path):
+    import ctranslate2
+
+    from aiayn.export.ctranslate2 import decoding_options
+    from aiayn.tokenizers import TokenizerPair
+
+    data, out, _ = trained
+    proc = aiayn("export", "--model", out, "--out", tmp_path / "ct2")
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["out"] == str(tmp_path / "ct2")
+    sentences = (data / "test.en").read_text().splitlines()[:5]
+    ours = aiayn("translate", "--model", out, "--beam", "1", stdin="\n".join(sentences) + "\n")
+    pair = TokenizerPair.load(out)
+    translator = ctranslate2.Translator(str(tmp_path / "ct2"), device="cpu")
+    theirs = []
+    for sentence in sentences:
+        pieces = pair.source.tokenize(sentence)  # CTranslate2 appends </s> itself
+        options = decoding_options(len(pieces) + 1 + 50, beam_size=1)  # aiayn's own limit
+        (result,) = translator.translate_batch([pieces], **options)
+        ids = [pair.target.token_to_id(t) for t in result.hypotheses[0]]
+        theirs.append(pair.target.decode(ids))
+    assert ours.stdout.splitlines() == theirs
+    again = aiayn("export", "--model", out, "--out", tmp_path / "ct2")  # exists: refused
+    assert again.returncode == 2 and "Traceback" not in again.stderr and "ct2" in again.stderr

@@ -15,7 +15,7 @@ from aiayn.errors import AiaynError
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from aiayn.cli import average, data, demo, model_info, train, translate
+    from aiayn.cli import average, data, demo, export, model_info, train, translate
 
     parser = argparse.ArgumentParser(
         prog="aiayn",
@@ -30,6 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
     translate.add_translate_parser(sub)
     translate.add_evaluate_parser(sub)
     average.add_parser(sub)
+    export.add_parser(sub)
     data.add_parser(sub)
     model_info.add_parser(sub)
     return parser

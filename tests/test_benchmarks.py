@@ -1,0 +1,70 @@
+"""The benchmark harness keeps running (a seconds-long smoke run) and counts FLOPs right."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from aiayn.decode.search import generate
+from benchmarks.contenders import BOS, EOS, SIZES, aiayn_model
+from benchmarks.run import TABLE_HEADER
+from benchmarks.translation import decode_flops
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_smoke_run_measures_every_contender_and_records_a_row(tmp_path):
+    record = tmp_path / "benchmarks.md"
+    record.write_text("# Benchmarks\n\nSome text that must stay.\n")
+    cmd = [sys.executable, "-m", "benchmarks.run", "--smoke", "--record", str(record)]
+    cmd += ["--parts", "train", "translate", "attention", "optimizations"]
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    report = json.loads(proc.stdout)
+
+    tiny = report["sizes"]["tiny"]
+    for precision in ("fp32", "bf16"):
+        by_name = tiny["training_tokens_per_s"][precision]
+        assert set(by_name) == {"aiayn", "aiayn_sdpa", "hf_marian", "torch_transformer"}
+        for r in by_name.values():
+            assert r["tokens_per_s"] > 0 and r["peak_mem_mib"] >= 0 and 0 < r["mfu"] < 1
+        # The same model: aiayn and Marian train exactly as many weights.
+        assert by_name["aiayn"]["params"] == by_name["hf_marian"]["params"]
+    for mode in ("greedy", "beam4"):
+        by_name = tiny["translation_tokens_per_s"][mode]
+        assert set(by_name) == {"aiayn", "hf_marian", "ctranslate2"}
+        assert all(r["tokens_per_s"] > 0 for r in by_name.values())
+    assert all(isinstance(v, float) for v in tiny["ratios"].values())
+    assert len(tiny["optimizations_bf16"]) >= 6
+    assert set(tiny["optimizations_beam4_fp32"]) == {"default", "sdpa", "full_cache_reorder"}
+    for by_impl in report["attention"]["by_seq_len"].values():
+        assert set(by_impl) == {"math", "sdpa", "window"}
+    assert [t["met"] for t in report["targets"]] == [None] * 6  # no multi30k/base in a smoke run
+
+    text = record.read_text()
+    assert text.startswith("# Benchmarks\n\nSome text that must stay.\n")
+    assert text.count(TABLE_HEADER) == 1 and text.rstrip().splitlines()[-1].startswith("| ")
+    assert "| tiny |" in text.splitlines()[-1]
+
+
+def test_failed_measurement_fails_the_run_and_records_nothing(tmp_path):
+    record = tmp_path / "benchmarks.md"
+    cmd = [sys.executable, "-m", "benchmarks.run", "--size", "tiny", "--parts", "attention"]
+    cmd += ["--seq-lens", "8", "--window", "-1", "--reps", "1", "--record", str(record)]
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode != 0 and "window" in proc.stderr
+    assert not record.exists()
+
+
+def test_decode_flops_equals_the_flop_counter_for_greedy_decoding():
+    dims = SIZES["tiny"]
+    # The math path: torch's FLOP counter does not count the CPU flash-attention kernel.
+    model = aiayn_model(dims, attention_impl="math")[0].eval()
+    src = torch.randint(4, dims.vocab, (dims.translate_batch, dims.translate_src_len))
+    L = dims.translate_out_len
+    with FlopCounterMode(display=False) as counter:
+        generate(model, src, BOS, EOS, beam_size=1, max_len=L, min_len=L)
+    assert counter.get_total_flops() == decode_flops(dims, beam=1)
