@@ -5,6 +5,7 @@ import json
 import torch
 
 from aiayn.visualize import plot_attention, plot_validation_curve, read_metrics
+from aiayn.visualize.curves import validation_curve
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -26,5 +27,8 @@ def test_validation_curve_reads_the_metrics_log(tmp_path):
     ]
     log.write_text("".join(json.dumps(r) + "\n" for r in records))
     assert [r["bleu"] for r in read_metrics(log, "valid")] == [12.5, 20.0]
+    assert validation_curve(log, "bleu") == ([2.0, 4.0], [12.5, 20.0])  # minutes from start
     out = plot_validation_curve(log, "bleu", tmp_path / "curve.png")
     assert out.read_bytes()[:8] == PNG_MAGIC
+    both = plot_validation_curve({"a": log, "b": log}, "bleu", tmp_path / "both.png")
+    assert both.read_bytes()[:8] == PNG_MAGIC

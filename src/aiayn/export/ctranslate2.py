@@ -212,11 +212,10 @@ def _check_supported(cfg: ModelConfig) -> None:
             f"{', '.join(SUPPORTED_POSITIONAL)} positions only (CTranslate2's Transformer "
             "adds a position table to the embeddings)"
         )
-    window = getattr(cfg, "attention_window", None)  # local self-attention, if this aiayn has it
-    if window is not None:
+    if cfg.attention_window is not None:
         raise ValueError(
-            f"config field 'attention_window' = {window!r}: CTranslate2 export supports full "
-            "self-attention only (attention_window = None)"
+            f"config field 'attention_window' = {cfg.attention_window!r}: CTranslate2 export "
+            "supports full self-attention only (attention_window = None)"
         )
 
 

@@ -20,23 +20,37 @@ def read_metrics(path: str | os.PathLike, split: str) -> list[dict]:
     return records
 
 
+def validation_curve(metrics_file: str | os.PathLike, metric: str) -> tuple[list, list]:
+    """(minutes since the run started, values) of a validation metric."""
+    starts = read_metrics(metrics_file, "start")  # one per (re)start; absent in old logs
+    with open(metrics_file, encoding="utf-8") as f:
+        start = starts[0]["time"] if starts else json.loads(f.readline())["time"]
+    valid = read_metrics(metrics_file, "valid")
+    return [(r["time"] - start) / 60 for r in valid], [r[metric] for r in valid]
+
+
 def plot_validation_curve(
-    metrics_file: str | os.PathLike, metric: str, out_png: str | os.PathLike, title: str = ""
+    metrics_file: str | os.PathLike | dict[str, str | os.PathLike],
+    metric: str,
+    out_png: str | os.PathLike,
+    title: str = "",
 ) -> Path:
-    """Plot a validation metric against wall-clock minutes since the run started."""
+    """Plot a validation metric against wall-clock minutes since the run started.
+
+    `metrics_file` is one run's metrics.jsonl, or {label: metrics.jsonl} to overlay runs.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    starts = read_metrics(metrics_file, "start")  # one per (re)start; absent in old logs
-    with open(metrics_file, encoding="utf-8") as f:
-        start = starts[0]["time"] if starts else json.loads(f.readline())["time"]
-    valid = read_metrics(metrics_file, "valid")
-    minutes = [(r["time"] - start) / 60 for r in valid]
-    values = [r[metric] for r in valid]
+    runs = metrics_file if isinstance(metrics_file, dict) else {"": metrics_file}
     fig, ax = plt.subplots(figsize=(6, 3.5))
-    ax.plot(minutes, values, marker="o", markersize=3)
+    for label, path in runs.items():
+        minutes, values = validation_curve(path, metric)
+        ax.plot(minutes, values, marker="o", markersize=3, label=label or None)
+    if len(runs) > 1:
+        ax.legend(fontsize=8)
     ax.set_xlabel("wall-clock minutes (training + validation)")
     ax.set_ylabel(f"validation {metric}")
     ax.set_title(title or f"validation {metric} vs time", fontsize=10)
