@@ -32,7 +32,7 @@ from benchmarks.measure import ROOT, in_worker
 TRAINING = ["aiayn", "aiayn_sdpa", "hf_marian", "torch_transformer"]
 TRANSLATION = ["aiayn", "hf_marian", "ctranslate2"]
 BEAMS = {"greedy": 1, "beam4": 4}
-DECODING_VARIANTS = ["default", "sdpa", "full_cache_reorder"]  # see translation.translate_rate
+DECODING_VARIANTS = ["default", "sdpa"]  # see translation.translate_rate
 TABLE_HEADER = (
     "| date | size | device | train fp32 ×Marian | train bf16 ×Marian | train fp32 ×torch "
     "| train bf16 ×torch | greedy ×HF | beam 4 ×HF | beam 4 ×CT2 | MFU fp32 | MFU bf16 |\n"

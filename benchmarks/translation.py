@@ -32,14 +32,9 @@ def translate_rate(
     """Output tokens/s and peak memory of translating one batch.
 
     variant (aiayn only), to measure what each decoding optimization buys:
-      "default"               as shipped
-      "sdpa"                  SDPA for single-query decoding steps too (before `pick_impl`)
-      "full_cache_reorder"    beam reorders copy the cache's whole capacity, not the filled steps
+      "default"   as shipped
+      "sdpa"      SDPA for single-query decoding steps too (before `pick_impl`)
     """
-    if variant == "full_cache_reorder":
-        from aiayn.nn import kv_cache
-
-        kv_cache._select_rows = lambda buf, index, length: buf.index_select(0, index)
     torch.manual_seed(0)
     B, L = dims.translate_batch, dims.translate_out_len
     src = torch.randint(4, dims.vocab, (B, dims.translate_src_len))  # (B, S): no specials

@@ -30,7 +30,7 @@ def test_reorder_between_appends_and_growth_equals_reordering_the_whole_history(
         step = torch.randn(4, 2, 1, 5)
         cache.update(step, -step)
         history = torch.cat([history, step], dim=2)
-        cache.reorder(torch.tensor(index))  # only the filled steps are copied
+        cache.reorder(torch.tensor(index))
         history = history[index]
         assert torch.equal(cache.k, history) and torch.equal(cache.v, -history)
     assert cache.length == 4  # grew past capacity 3 after reorders

@@ -9,7 +9,6 @@ depend only on the encoder output, so `StaticKV` computes them once per source s
 
 from __future__ import annotations
 
-import torch
 from torch import Tensor
 
 
@@ -55,8 +54,10 @@ class KVCache:
     def reorder(self, index: Tensor) -> None:
         """Keep batch rows `index` (B',): beam search follows the surviving hypotheses."""
         if self._k is not None:
-            self._k = _select_rows(self._k, index, self.length)
-            self._v = _select_rows(self._v, index, self.length)
+            # The whole capacity, not just the filled steps: copying only those through
+            # index_select(out=<strided view>) measured 5–15% slower for beam 4 end to end.
+            self._k = self._k.index_select(0, index)
+            self._v = self._v.index_select(0, index)
 
 
 class StaticKV:
@@ -109,20 +110,6 @@ class DecoderCache:
         if cross:
             for cache in self.cross_attn:
                 cache.reorder(index)
-
-
-def _select_rows(buf: Tensor, index: Tensor, length: int) -> Tensor:
-    """`buf[index]` with only the first `length` steps copied: beam search reorders the cache
-    every step, and copying the unused capacity too doubled that traffic on average.
-
-    Shape: buf (B, H, capacity, Dh), index (B',) -> (B', H, capacity, Dh).
-    """
-    new = buf.new_empty(index.shape[0], *buf.shape[1:])
-    if buf.requires_grad:  # out= has no autograd: copy through a temporary instead
-        new[:, :, :length] = buf[:, :, :length].index_select(0, index)
-    else:
-        torch.index_select(buf[:, :, :length], 0, index, out=new[:, :, :length])
-    return new
 
 
 def _grow(buf: Tensor, length: int, capacity: int) -> Tensor:
