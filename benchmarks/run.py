@@ -192,7 +192,7 @@ def _size_section(size: str, dims: Dims, results: dict, peak: dict) -> dict:
     for precision, by_name in training.items():
         for r in by_name.values():
             if "flops_per_s" in r and peak[precision]:
-                r["mfu"] = round(r.pop("flops_per_s") / peak[precision], 3)
+                r["mfu"] = _significant(r.pop("flops_per_s") / peak[precision])
     translation = {
         mode: {key[3]: results[key] for key in results if key[:3] == (size, "translate", mode)}
         for mode in BEAMS
@@ -201,7 +201,7 @@ def _size_section(size: str, dims: Dims, results: dict, peak: dict) -> dict:
     for by_name in translation.values():  # decoding runs in fp32
         for r in by_name.values():
             if "flops_per_s" in r and peak["fp32"]:
-                r["mfu"] = round(r.pop("flops_per_s") / peak["fp32"], 3)
+                r["mfu"] = _significant(r.pop("flops_per_s") / peak["fp32"])
     optim = {key[2]: results[key] for key in results if key[:2] == (size, "optim")}
     optim_decode = {key[2]: results[key] for key in results if key[:2] == (size, "optim_decode")}
     for r in (*optim.values(), *optim_decode.values()):
@@ -278,6 +278,11 @@ def record_rows(path: Path, report: dict) -> None:
         ]  # fmt: skip
         text += "| " + " | ".join(cells) + " |\n"
     atomic_write_text(path, text)
+
+
+def _significant(x: float, digits: int = 3) -> float:
+    """`x` to a few significant digits (a tiny smoke model's MFU must not round to 0)."""
+    return float(f"{x:.{digits}g}")
 
 
 def _cell(ratio: float | None) -> str:
