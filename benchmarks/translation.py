@@ -16,6 +16,7 @@ import tempfile
 import torch
 
 from aiayn.decode.search import generate
+from aiayn.models.info import estimate_decode_flops
 from benchmarks.contenders import BOS, EOS, PAD, Dims, aiayn_model, marian_model
 from benchmarks.measure import PeakMemory, median_seconds
 
@@ -56,28 +57,11 @@ def translate_rate(
 
 
 def decode_flops(dims: Dims, beam: int) -> int:
-    """Matmul FLOPs of translating the batch with a KV cache: what the work needs, however a
-    contender does it (the encoder and cross-attention K/V once per sentence; each step of
-    each beam: projections and FFN of one position, attention over the keys so far, logits).
-    """
-    D, F, V, S, L = (
-        dims.d_model,
-        dims.d_ff,
-        dims.vocab,
-        dims.translate_src_len,
-        dims.translate_out_len,
+    """Matmul FLOPs of translating the benchmark's batch (`estimate_decode_flops` per sentence)."""
+    per_sentence = estimate_decode_flops(
+        dims.model_config(), dims.translate_src_len, dims.translate_out_len, beam
     )
-    per_sentence = dims.layers * (
-        4 * 2 * S * D * D
-        + 2 * 2 * S * S * D
-        + 2 * 2 * S * D * F  # an encoder layer
-        + 2 * 2 * S * D * D  # cross-attention K, V of the encoder output
-    )
-    per_row = sum(
-        dims.layers * (6 * 2 * D * D + 2 * 2 * t * D + 2 * 2 * S * D + 2 * 2 * D * F) + 2 * D * V
-        for t in range(1, L + 1)
-    )
-    return dims.translate_batch * (per_sentence + beam * per_row)
+    return dims.translate_batch * per_sentence
 
 
 def _translator(contender, dims, src, beam, L, device, tmp, impl="auto"):

@@ -68,38 +68,67 @@ class FlopEstimate:
         }
 
 
+def _projections(cfg: ModelConfig, n: int) -> int:
+    """One D×D linear map over n positions."""
+    return 2 * n * cfg.d_model * cfg.d_model
+
+
+def _ffn(cfg: ModelConfig, n: int) -> int:
+    """W1 (D×F) and W2 (F×D) over n positions."""
+    return 2 * 2 * n * cfg.d_model * cfg.d_ff
+
+
+def _attend(cfg: ModelConfig, q: int, k: int) -> int:
+    """QKᵀ and weights·V of q queries over k keys, all heads together."""
+    return 2 * 2 * q * k * cfg.d_model
+
+
 def estimate_flops(cfg: ModelConfig, src_len: int = 32, tgt_len: int = 32) -> FlopEstimate:
     """Forward matmul FLOPs for a source of `src_len` and a target of `tgt_len` tokens.
 
     Masked (causal) scores are counted as computed, since dense kernels compute them.
     """
-    D, F, S, T = cfg.d_model, cfg.d_ff, src_len, tgt_len
-
-    def projections(n: int) -> int:  # one D×D linear map over n positions
-        return 2 * n * D * D
-
-    def ffn(n: int) -> int:  # W1 (D×F) and W2 (F×D)
-        return 2 * 2 * n * D * F
-
-    def attend(q: int, k: int) -> int:  # QKᵀ and weights·V, all heads together
-        return 2 * 2 * q * k * D
-
-    encoder_layer = 4 * projections(S) + attend(S, S) + ffn(S)
+    S, T = src_len, tgt_len
+    encoder_layer = 4 * _projections(cfg, S) + _attend(cfg, S, S) + _ffn(cfg, S)
     decoder_layer = (
-        4 * projections(T)  # self-attention Q, K, V, O
-        + attend(T, T)
-        + 2 * projections(T)  # cross-attention Q, O on target positions
-        + 2 * projections(S)  # cross-attention K, V on the encoder output
-        + attend(T, S)
-        + ffn(T)
+        4 * _projections(cfg, T)  # self-attention Q, K, V, O
+        + _attend(cfg, T, T)
+        + 2 * _projections(cfg, T)  # cross-attention Q, O on target positions
+        + 2 * _projections(cfg, S)  # cross-attention K, V on the encoder output
+        + _attend(cfg, T, S)
+        + _ffn(cfg, T)
     )
     return FlopEstimate(
         src_len=S,
         tgt_len=T,
         encoder=cfg.n_encoder_layers * encoder_layer,
         decoder=cfg.n_decoder_layers * decoder_layer,
-        output=2 * T * D * cfg.tgt_vocab_size,
+        output=2 * T * cfg.d_model * cfg.tgt_vocab_size,
     )
+
+
+def estimate_decode_flops(cfg: ModelConfig, src_len: int, out_len: int, beam: int = 1) -> int:
+    """Matmul FLOPs of translating one sentence with a KV cache, `out_len` steps of `beam` rows.
+
+    What the work needs however an engine does it: the encoder and the cross-attention K/V
+    once per sentence; each step of each beam: projections and FFN of one position, attention
+    over the keys so far and over the source, logits of that position.
+    """
+    S = src_len
+    cross_kv = cfg.n_decoder_layers * 2 * _projections(cfg, S)  # K, V of the encoder output
+    per_sentence = estimate_flops(cfg, S, 1).encoder + cross_kv
+    per_row = sum(
+        cfg.n_decoder_layers
+        * (
+            6 * _projections(cfg, 1)  # self-attention Q, K, V, O; cross-attention Q, O
+            + _attend(cfg, 1, t)
+            + _attend(cfg, 1, S)
+            + _ffn(cfg, 1)
+        )
+        + 2 * cfg.d_model * cfg.tgt_vocab_size
+        for t in range(1, out_len + 1)
+    )
+    return per_sentence + beam * per_row
 
 
 def trace_shapes(cfg: ModelConfig, batch: int = 2, src_len: int = 7, tgt_len: int = 5):
