@@ -14,11 +14,11 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import torch
 from torch import Tensor, nn
 
 from aiayn.config import ModelConfig
 from aiayn.models import EncoderDecoder
+from aiayn.nn.positional import sinusoid_table
 
 PAD, BOS, EOS = 0, 1, 2
 Forward = Callable[[Tensor, Tensor], Tensor]
@@ -106,10 +106,7 @@ class TorchTransformer(nn.Module):
         super().__init__()
         self.scale = math.sqrt(dims.d_model)
         self.embed = nn.Embedding(dims.vocab, dims.d_model, padding_idx=PAD)
-        position = torch.arange(1024)[:, None]
-        freq = torch.exp(torch.arange(0, dims.d_model, 2) * (-math.log(10000.0) / dims.d_model))
-        pe = torch.zeros(1024, dims.d_model)
-        pe[:, 0::2], pe[:, 1::2] = torch.sin(position * freq), torch.cos(position * freq)
+        pe = sinusoid_table(1024, dims.d_model)  # (1024, D): the same positions as aiayn's
         self.register_buffer("pe", pe, persistent=False)
         self.dropout = nn.Dropout(0.1)
         self.transformer = nn.Transformer(

@@ -190,18 +190,14 @@ def _size_section(size: str, dims: Dims, results: dict, peak: dict) -> dict:
     }
     training = {p: r for p, r in training.items() if r}
     for precision, by_name in training.items():
-        for r in by_name.values():
-            if "flops_per_s" in r and peak[precision]:
-                r["mfu"] = _significant(r.pop("flops_per_s") / peak[precision])
+        _add_mfu(by_name, peak[precision])
     translation = {
         mode: {key[3]: results[key] for key in results if key[:3] == (size, "translate", mode)}
         for mode in BEAMS
     }
     translation = {m: r for m, r in translation.items() if r}
-    for by_name in translation.values():  # decoding runs in fp32
-        for r in by_name.values():
-            if "flops_per_s" in r and peak["fp32"]:
-                r["mfu"] = _significant(r.pop("flops_per_s") / peak["fp32"])
+    for by_name in translation.values():
+        _add_mfu(by_name, peak["fp32"])  # decoding runs in fp32
     optim = {key[2]: results[key] for key in results if key[:2] == (size, "optim")}
     optim_decode = {key[2]: results[key] for key in results if key[:2] == (size, "optim_decode")}
     for r in (*optim.values(), *optim_decode.values()):
@@ -278,6 +274,13 @@ def record_rows(path: Path, report: dict) -> None:
         ]  # fmt: skip
         text += "| " + " | ".join(cells) + " |\n"
     atomic_write_text(path, text)
+
+
+def _add_mfu(by_name: dict, peak: float | None) -> None:
+    """Replace each result's FLOP/s by its fraction of the measured matmul `peak`."""
+    for r in by_name.values():
+        if "flops_per_s" in r and peak:
+            r["mfu"] = _significant(r.pop("flops_per_s") / peak)
 
 
 def _significant(x: float, digits: int = 3) -> float:
