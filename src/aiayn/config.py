@@ -143,7 +143,7 @@ class ModelConfig:
         return cls.from_dict(data, source=str(path))
 
 
-Schedule = Literal["noam", "inverse_sqrt", "constant"]
+Schedule = Literal["noam", "inverse_sqrt", "cosine", "constant"]
 Precision = Literal["fp32", "bf16", "fp16"]
 
 
@@ -163,7 +163,10 @@ class TrainConfig:
     schedule: Schedule = "noam"
     warmup_steps: int = 4000
     lr_scale: float = 1.0  # "noam" multiplier (fairseq/t2t call it learning_rate / lr factor)
-    peak_lr: float = 5e-4  # "inverse_sqrt" and "constant": the lr reached after warm-up
+    peak_lr: float = 5e-4  # "inverse_sqrt", "cosine", "constant": the lr reached after warm-up
+    # "cosine": half a cosine from peak_lr down to min_lr at step decay_steps (default max_steps)
+    decay_steps: int | None = None
+    min_lr: float = 0.0
     # loss (§5.4): label smoothing ε_ls = 0.1
     label_smoothing: float = 0.1
     # batching (§5.1): ~25k source + 25k target tokens per step, reached via accumulation
@@ -195,7 +198,9 @@ class TrainConfig:
         for name in ("warmup_steps", "max_tokens", "update_freq", "valid_every", "log_every"):
             if getattr(self, name) <= 0:
                 raise bad(name, "must be positive")
-        for name in ("max_steps", "max_epochs", "max_minutes", "patience", "max_sentences"):
+        for name in (
+            "max_steps", "max_epochs", "max_minutes", "patience", "max_sentences", "decay_steps"
+        ):  # fmt: skip
             value = getattr(self, name)
             if value is not None and value <= 0:
                 raise bad(name, "must be positive (or unset)")
@@ -207,6 +212,17 @@ class TrainConfig:
             raise bad("label_smoothing", "must be in [0, 1)")
         if self.schedule not in Schedule.__args__:
             raise bad("schedule", f"must be one of {', '.join(Schedule.__args__)}")
+        if self.schedule == "cosine":
+            end = self.decay_steps or self.max_steps
+            if end is None:
+                raise bad("decay_steps", "the cosine schedule needs decay_steps or max_steps")
+            if end <= self.warmup_steps:
+                raise bad(
+                    "decay_steps", f"the decay must end after warmup_steps={self.warmup_steps} "
+                    f"(decay_steps, or max_steps when unset, is {end})",
+                )  # fmt: skip
+        if not 0.0 <= self.min_lr <= self.peak_lr:
+            raise bad("min_lr", f"must be in [0, peak_lr={self.peak_lr}]")
         if self.precision not in Precision.__args__:
             raise bad("precision", f"must be one of {', '.join(Precision.__args__)}")
         if self.max_steps is None and self.max_epochs is None and self.max_minutes is None:

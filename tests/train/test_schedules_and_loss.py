@@ -1,5 +1,7 @@
 """The paper's learning-rate schedule and label-smoothed loss."""
 
+import itertools
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -8,7 +10,7 @@ from torch.testing import assert_close
 from aiayn.config import TrainConfig
 from aiayn.errors import ConfigError
 from aiayn.train.loss import label_smoothed_nll
-from aiayn.train.schedules import inverse_sqrt, learning_rate, noam
+from aiayn.train.schedules import cosine, inverse_sqrt, learning_rate, noam
 
 
 def test_noam_is_the_papers_formula():
@@ -28,6 +30,30 @@ def test_inverse_sqrt_peaks_at_warmup_and_is_continuous():
     assert inverse_sqrt(400, 1e-3, 100) == pytest.approx(5e-4)
     cfg = TrainConfig(schedule="inverse_sqrt", peak_lr=1e-3, warmup_steps=100)
     assert learning_rate(cfg, 100, 512) == pytest.approx(1e-3)
+
+
+def test_cosine_warms_up_then_decays_monotonically_to_min_lr():
+    peak, warmup, end, floor = 2e-3, 10, 110, 1e-5
+    lrs = [cosine(s, peak, warmup, end, floor) for s in range(1, 200)]
+    assert lrs[warmup // 2 - 1] == pytest.approx(peak / 2)  # linear warm-up
+    assert max(lrs) == pytest.approx(peak) == lrs[warmup - 1]
+    after = lrs[warmup - 1 :]
+    assert all(a >= b for a, b in itertools.pairwise(after))  # never rises again
+    assert cosine(60, peak, warmup, end, floor) == pytest.approx((peak + floor) / 2)  # halfway
+    assert lrs[end - 1] == pytest.approx(floor) == lrs[-1]  # reaches min_lr, then stays
+    # decay_steps defaults to max_steps: training ends at the bottom of the cosine
+    cfg = TrainConfig(schedule="cosine", peak_lr=peak, warmup_steps=warmup, max_steps=end)
+    assert learning_rate(cfg, end, 256) == pytest.approx(0.0)
+    assert learning_rate(cfg.replace(decay_steps=60), 35, 256) == pytest.approx(peak / 2)
+
+
+def test_cosine_needs_an_end_after_warmup():
+    with pytest.raises(ConfigError, match="decay_steps or max_steps"):
+        TrainConfig(schedule="cosine", max_steps=None, max_minutes=60)
+    with pytest.raises(ConfigError, match="warmup_steps=4000"):
+        TrainConfig(schedule="cosine", max_steps=3000)
+    with pytest.raises(ConfigError, match="min_lr"):
+        TrainConfig(schedule="cosine", peak_lr=1e-3, min_lr=2e-3)
 
 
 def test_label_smoothed_loss_matches_torch_and_ignores_padding():

@@ -17,7 +17,8 @@ from aiayn.errors import ConfigError
 # flag name -> (section, field) in the recipe; each flag defaults to None = "not given"
 _TRAIN_FLAGS = {
     "max_tokens": int, "max_sentences": int, "update_freq": int, "schedule": str,
-    "warmup_steps": int, "lr_scale": float, "peak_lr": float, "label_smoothing": float,
+    "warmup_steps": int, "lr_scale": float, "peak_lr": float, "decay_steps": int,
+    "min_lr": float, "label_smoothing": float,
     "clip_norm": float, "weight_decay": float, "max_steps": int, "max_epochs": int,
     "max_minutes": float, "valid_every": int, "keep_last": int, "average_last": int,
     "patience": int, "best_metric": str, "precision": str, "seed": int, "log_every": int,
@@ -84,12 +85,16 @@ def add_parser(sub) -> None:
     g.add_argument("--update-freq", type=int, help="micro-batches accumulated per step [1]")
     g.add_argument(
         "--schedule",
-        choices=["noam", "inverse_sqrt", "constant"],
+        choices=["noam", "inverse_sqrt", "cosine", "constant"],
         help="learning-rate schedule [noam, the paper's]",
     )
     g.add_argument("--warmup-steps", type=int, help="warm-up steps [4000]")
     g.add_argument("--lr-scale", type=float, help="multiplier of the noam schedule [1.0]")
-    g.add_argument("--peak-lr", type=float, help="peak lr of inverse_sqrt/constant [5e-4]")
+    g.add_argument("--peak-lr", type=float, help="peak lr of inverse_sqrt/cosine/constant [5e-4]")
+    g.add_argument(
+        "--decay-steps", type=int, help="step where cosine reaches --min-lr [--max-steps]"
+    )
+    g.add_argument("--min-lr", type=float, help="lr at the end of the cosine decay [0]")
     g.add_argument("--label-smoothing", type=float, help="ε_ls [0.1]")
     g.add_argument("--clip-norm", type=float, help="clip the gradient L2 norm, 0 = off [0]")
     g.add_argument("--weight-decay", type=float, help="AdamW decay on weight matrices [0]")

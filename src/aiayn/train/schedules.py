@@ -27,10 +27,24 @@ def inverse_sqrt(step: int, peak_lr: float, warmup: int) -> float:
     return peak_lr * math.sqrt(warmup / step)
 
 
+def cosine(step: int, peak_lr: float, warmup: int, decay_steps: int, min_lr: float = 0.0) -> float:
+    """Linear warm-up to `peak_lr`, then half a cosine down to `min_lr` at `decay_steps`, flat
+    after. Ending at ~0 when training ends anneals the weights the way checkpoint averaging
+    does, without having to stop at a time the schedule knows nothing about."""
+    step = max(step, 1)
+    if step < warmup:
+        return peak_lr * step / warmup
+    progress = min(1.0, (step - warmup) / (decay_steps - warmup))
+    return min_lr + 0.5 * (peak_lr - min_lr) * (1.0 + math.cos(math.pi * progress))
+
+
 def learning_rate(cfg: TrainConfig, step: int, d_model: int) -> float:
     """The lr for optimiser step `step` (1-based) under `cfg`."""
     if cfg.schedule == "noam":
         return noam(step, d_model, cfg.warmup_steps, cfg.lr_scale)
     if cfg.schedule == "inverse_sqrt":
         return inverse_sqrt(step, cfg.peak_lr, cfg.warmup_steps)
+    if cfg.schedule == "cosine":
+        decay_steps = cfg.decay_steps or cfg.max_steps
+        return cosine(step, cfg.peak_lr, cfg.warmup_steps, decay_steps, cfg.min_lr)
     return cfg.peak_lr * min(1.0, max(step, 1) / cfg.warmup_steps)  # constant after warm-up

@@ -27,6 +27,7 @@ from aiayn.errors import ConfigError
 from aiayn.io import atomic_write_text
 from aiayn.train import checkpoint as ckpt
 from aiayn.train import distributed as dist_utils
+from aiayn.train.allocator import keep_freed_memory
 from aiayn.train.loss import LossOutput
 from aiayn.train.schedules import learning_rate
 
@@ -112,6 +113,8 @@ class Trainer:
             self.device = torch.device("cuda", self.dist.local_rank)
         if config.precision == "fp16" and self.device.type != "cuda":
             raise ConfigError("precision 'fp16' needs a CUDA GPU; use 'bf16' on CPU")
+        if self.device.type == "cpu":
+            keep_freed_memory()  # reuse step buffers instead of page-faulting them anew
         self.model = model.to(self.device)
         self.d_model = getattr(getattr(model, "config", None), "d_model", 512)
         self.train_model = self._wrap(self.model)
