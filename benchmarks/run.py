@@ -143,6 +143,7 @@ def _optimization_variants(args: argparse.Namespace) -> dict[str, dict]:
         "SDPA attention": {"contender": "aiayn_sdpa"},
         "math attention": {"contender": "aiayn_math"},
         "no transparent huge pages": {"thp": False},
+        "keep freed memory (the Trainer's malloc setting)": {"keep_freed": True},
     }
     if args.compile:
         variants["torch.compile"] = {"compile": True}

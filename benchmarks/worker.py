@@ -3,7 +3,8 @@
 Prints the result as one JSON line. `benchmarks.run` starts one worker per measurement.
 The spec's "thp" (default true) sets THP_MEM_ALLOC_ENABLE for the whole process before torch is
 imported — large CPU tensors on transparent huge pages, as `import aiayn` sets it — so every
-contender of a run measures under the same memory settings.
+contender of a run measures under the same memory settings. "keep_freed" (default false) applies
+the malloc setting of aiayn's Trainer (`aiayn.train.allocator`), for the before/after table.
 """
 
 from __future__ import annotations
@@ -22,9 +23,14 @@ def main() -> None:
     from benchmarks.contenders import Dims
     from benchmarks.long_attention import attention_layer_cost
     from benchmarks.measure import matmul_peak_flops
+    from benchmarks.trainer_allocator import changing_shape_steps
     from benchmarks.training import train_step_rate
     from benchmarks.translation import translate_rate
 
+    if spec.pop("keep_freed", False):
+        from aiayn.train.allocator import keep_freed_memory
+
+        keep_freed_memory()
     if "threads" in spec:
         torch.set_num_threads(spec.pop("threads"))
     if "dims" in spec:
@@ -38,8 +44,10 @@ def main() -> None:
         result = translate_rate(**spec)
     elif task == "attention":
         result = attention_layer_cost(**spec)
+    elif task == "changing_shapes":
+        result = changing_shape_steps(**spec)
     else:
-        raise SystemExit(f"unknown task {task!r}: expected peak, train, translate or attention")
+        raise SystemExit(f"unknown task {task!r}: see benchmarks/worker.py for the tasks")
     print(json.dumps(result))
 
 

@@ -68,3 +68,21 @@ def test_decode_flops_equals_the_flop_counter_for_greedy_decoding():
     with FlopCounterMode(display=False) as counter:
         generate(model, src, BOS, EOS, beam_size=1, max_len=L, min_len=L)
     assert counter.get_total_flops() == decode_flops(dims, beam=1)
+
+
+def test_allocator_benchmark_times_both_settings_on_changing_shapes():
+    from benchmarks.trainer_allocator import MAX_TOKENS, batch_shapes
+
+    shapes = batch_shapes(50)
+    assert len({(b, s, t) for b, s, t in shapes}) > 10  # shapes really change step to step
+    assert all(b * max(s, t) <= MAX_TOKENS for b, s, t in shapes)
+    cmd = [sys.executable, "-m", "benchmarks.trainer_allocator", "--size", "tiny"]
+    proc = subprocess.run(
+        [*cmd, "--steps", "2", "--warmup", "1"], cwd=ROOT, capture_output=True, text=True,
+        timeout=300,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    report = json.loads(proc.stdout)
+    assert set(report["results"]) == {"glibc default", "keep freed memory"}
+    assert all(r["tokens_per_s"] > 0 for r in report["results"].values())
+    assert report["speedup"] > 0

@@ -17,6 +17,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import logging
+import platform
 import sys
 
 log = logging.getLogger(__name__)
@@ -33,12 +34,11 @@ def keep_freed_memory() -> bool:
     Returns True when the setting took effect; False (and changes nothing) off Linux/glibc,
     e.g. on macOS, Windows or musl, where the allocators behave differently.
     """
-    if not sys.platform.startswith("linux"):
+    if not sys.platform.startswith("linux") or platform.libc_ver()[0] != "glibc":
         return False
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        mallopt = libc.mallopt
-    except (OSError, AttributeError):  # not glibc
+        mallopt = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").mallopt
+    except (OSError, AttributeError):
         return False
     mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
     ok = mallopt(_M_MMAP_MAX, 0) == 1 and mallopt(_M_TRIM_THRESHOLD, _NEVER_TRIM) == 1

@@ -1,0 +1,98 @@
+"""What the Trainer's malloc setting buys: training steps whose batch shapes change every step.
+
+    python -m benchmarks.trainer_allocator [--size multi30k] [--steps 40]
+
+The harness's training rows time one fixed batch shape. A real run does not: token-based
+batching gives every step a different (sentences × length), so every step allocates buffers of
+new sizes. This times bf16 training steps of the same model over batches shaped like
+`TokenBatchSampler`'s (max_tokens 4096: lengths 8–40, as many sentences as fit) twice, each in a
+fresh process: with glibc's default malloc and with `aiayn.train.allocator.keep_freed_memory`
+(what `Trainer` calls on a CPU). Prints one JSON object: target tokens/s, kernel (system) CPU
+seconds and minor page faults per step, peak resident memory, and the speed-up.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import resource
+import time
+from dataclasses import asdict
+
+import torch
+
+from benchmarks.contenders import PAD, SIZES, Dims
+from benchmarks.measure import in_worker
+
+MAX_TOKENS = 4096
+
+
+def batch_shapes(steps: int, seed: int = 0) -> list[tuple[int, int, int]]:
+    """(sentences, source length, target length) per step, the way length buckets fill."""
+    rng = random.Random(seed)
+    shapes = []
+    for _ in range(steps):
+        src_len = rng.randint(8, 40)
+        tgt_len = max(4, src_len + rng.randint(-3, 3))
+        shapes.append((MAX_TOKENS // max(src_len, tgt_len), src_len, tgt_len))
+    return shapes
+
+
+def changing_shape_steps(dims: Dims, steps: int, warmup: int) -> dict:
+    """bf16 training steps over changing batch shapes (run in a worker; its spec's
+    "keep_freed" decides the malloc setting before anything is allocated)."""
+    from aiayn.models import EncoderDecoder
+    from aiayn.train.loss import label_smoothed_nll
+
+    torch.manual_seed(0)
+    model = EncoderDecoder(dims.model_config())
+    opt = torch.optim.Adam(model.parameters(), lr=1e-4, betas=(0.9, 0.98), eps=1e-9, fused=True)
+    vocab = dims.vocab
+    tokens = 0
+    seconds = 0.0
+    start = resource.getrusage(resource.RUSAGE_SELF)
+    for i, (batch, src_len, tgt_len) in enumerate(batch_shapes(warmup + steps)):
+        if i == warmup:
+            start, tokens, seconds = resource.getrusage(resource.RUSAGE_SELF), 0, 0.0
+        src = torch.randint(3, vocab, (batch, src_len))
+        tgt = torch.randint(3, vocab, (batch, tgt_len + 1))
+        t0 = time.perf_counter()
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            loss = label_smoothed_nll(model(src, tgt[:, :-1]), tgt[:, 1:], 0.1, PAD).loss
+        loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        seconds += time.perf_counter() - t0
+        tokens += batch * tgt_len
+    end = resource.getrusage(resource.RUSAGE_SELF)
+    return {
+        "tokens_per_s": round(tokens / seconds, 1),
+        "sys_seconds_per_step": round((end.ru_stime - start.ru_stime) / steps, 3),
+        "minor_faults_per_step": round((end.ru_minflt - start.ru_minflt) / steps),
+        "peak_rss_mib": round(end.ru_maxrss / 1024),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--size", choices=list(SIZES), default="multi30k", help="model size")
+    parser.add_argument("--steps", type=int, default=40, help="timed steps [40]")
+    parser.add_argument("--warmup", type=int, default=5, help="untimed steps first [5]")
+    args = parser.parse_args()
+    dims = asdict(SIZES[args.size])
+    results = {
+        name: in_worker(
+            "changing_shapes", dims=dims, steps=args.steps, warmup=args.warmup, keep_freed=keep
+        )
+        for name, keep in (("glibc default", False), ("keep freed memory", True))
+    }
+    rates = [r.get("tokens_per_s") for r in results.values()]
+    speedup = round(rates[1] / rates[0], 2) if all(rates) else None
+    print(json.dumps({"size": args.size, "results": results, "speedup": speedup}))
+    if not all(rates):
+        raise SystemExit(1)
+
+
+if __name__ == "__main__":
+    main()
