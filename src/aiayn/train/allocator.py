@@ -7,7 +7,8 @@ and an 8k vocabulary), attention scores, activations. PyTorch's CPU allocator is
 free, so each step page-faults and zeroes hundreds of megabytes again: a third of a Multi30k
 training step on 2 cores was kernel time. Telling glibc never to use `mmap` for a request and
 never to trim the heap lets freed blocks be reused, as PyTorch's CUDA caching allocator does on
-a GPU: the bf16 step went from 4,600 to 6,200 target tokens/s (docs/benchmarks.md). The
+a GPU: bf16 training of the Multi30k model ran 1.45× faster over changing batch shapes, and
+the real trainer 1.53× (4,450 → 6,823 target tokens/s; docs/benchmarks.md). The
 price is that the process keeps its peak memory until it exits — what a training process
 does anyway.
 """
