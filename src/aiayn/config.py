@@ -164,8 +164,10 @@ class TrainConfig:
     warmup_steps: int = 4000
     lr_scale: float = 1.0  # "noam" multiplier (fairseq/t2t call it learning_rate / lr factor)
     peak_lr: float = 5e-4  # "inverse_sqrt", "cosine", "constant": the lr reached after warm-up
-    # "cosine": half a cosine from peak_lr down to min_lr at step decay_steps (default max_steps)
+    # "cosine": half a cosine from peak_lr down to min_lr at step decay_steps (default max_steps),
+    # or at minute decay_minutes of wall-clock training time (set it to max_minutes)
     decay_steps: int | None = None
+    decay_minutes: float | None = None
     min_lr: float = 0.0
     # loss (§5.4): label smoothing ε_ls = 0.1
     label_smoothing: float = 0.1
@@ -199,7 +201,8 @@ class TrainConfig:
             if getattr(self, name) <= 0:
                 raise bad(name, "must be positive")
         for name in (
-            "max_steps", "max_epochs", "max_minutes", "patience", "max_sentences", "decay_steps"
+            "max_steps", "max_epochs", "max_minutes", "patience", "max_sentences", "decay_steps",
+            "decay_minutes",
         ):  # fmt: skip
             value = getattr(self, name)
             if value is not None and value <= 0:
@@ -212,10 +215,17 @@ class TrainConfig:
             raise bad("label_smoothing", "must be in [0, 1)")
         if self.schedule not in Schedule.__args__:
             raise bad("schedule", f"must be one of {', '.join(Schedule.__args__)}")
-        if self.schedule == "cosine":
+        if self.decay_minutes is not None and self.schedule != "cosine":
+            raise bad("decay_minutes", "only the cosine schedule decays over time")
+        if self.decay_minutes is not None and self.decay_steps is not None:
+            raise bad("decay_minutes", "set decay_steps or decay_minutes, not both")
+        if self.schedule == "cosine" and self.decay_minutes is None:
             end = self.decay_steps or self.max_steps
             if end is None:
-                raise bad("decay_steps", "the cosine schedule needs decay_steps or max_steps")
+                raise bad(
+                    "decay_steps",
+                    "the cosine schedule needs decay_steps, decay_minutes or max_steps",
+                )
             if end <= self.warmup_steps:
                 raise bad(
                     "decay_steps", f"the decay must end after warmup_steps={self.warmup_steps} "

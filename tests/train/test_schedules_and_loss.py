@@ -10,7 +10,7 @@ from torch.testing import assert_close
 from aiayn.config import TrainConfig
 from aiayn.errors import ConfigError
 from aiayn.train.loss import label_smoothed_nll
-from aiayn.train.schedules import cosine, inverse_sqrt, learning_rate, noam
+from aiayn.train.schedules import cosine, cosine_by_time, inverse_sqrt, learning_rate, noam
 
 
 def test_noam_is_the_papers_formula():
@@ -48,12 +48,42 @@ def test_cosine_warms_up_then_decays_monotonically_to_min_lr():
 
 
 def test_cosine_needs_an_end_after_warmup():
-    with pytest.raises(ConfigError, match="decay_steps or max_steps"):
+    with pytest.raises(ConfigError, match="decay_steps, decay_minutes or max_steps"):
         TrainConfig(schedule="cosine", max_steps=None, max_minutes=60)
     with pytest.raises(ConfigError, match="warmup_steps=4000"):
         TrainConfig(schedule="cosine", max_steps=3000)
     with pytest.raises(ConfigError, match="min_lr"):
         TrainConfig(schedule="cosine", peak_lr=1e-3, min_lr=2e-3)
+
+
+def test_cosine_by_time_reaches_min_lr_at_decay_minutes_whatever_the_step():
+    peak, floor = 2e-3, 1e-5
+    # warm-up caps the lr by step; after it, only the clock matters
+    assert cosine_by_time(5, 0.0, peak, 10, 60.0, floor) == pytest.approx(peak / 2)
+    assert cosine_by_time(10, 0.0, peak, 10, 60.0, floor) == pytest.approx(peak)
+    for step in (100, 10_000):
+        assert cosine_by_time(step, 30.0, peak, 10, 60.0, floor) == pytest.approx(
+            (peak + floor) / 2
+        )
+        assert cosine_by_time(step, 60.0, peak, 10, 60.0, floor) == pytest.approx(floor)
+        assert cosine_by_time(step, 75.0, peak, 10, 60.0, floor) == pytest.approx(floor)
+    lrs = [cosine_by_time(50, m / 10, peak, 10, 60.0, floor) for m in range(700)]
+    assert all(a >= b for a, b in itertools.pairwise(lrs))
+    cfg = TrainConfig(
+        schedule="cosine", peak_lr=peak, warmup_steps=10, max_steps=None, max_minutes=60,
+        decay_minutes=60,
+    )  # fmt: skip
+    assert learning_rate(cfg, 50, 256, minutes=30.0) == pytest.approx(peak / 2)
+    assert learning_rate(cfg, 50, 256, minutes=60.0) == pytest.approx(0.0)
+
+
+def test_decay_minutes_is_for_the_cosine_alone():
+    with pytest.raises(ConfigError, match="only the cosine"):
+        TrainConfig(schedule="inverse_sqrt", decay_minutes=60)
+    with pytest.raises(ConfigError, match="not both"):
+        TrainConfig(schedule="cosine", max_steps=9000, decay_steps=5000, decay_minutes=60)
+    with pytest.raises(ConfigError, match=r"decay_minutes.*must be positive"):
+        TrainConfig(schedule="cosine", decay_minutes=0)
 
 
 def test_label_smoothed_loss_matches_torch_and_ignores_padding():

@@ -1,6 +1,8 @@
 """The Trainer: learning, exact resumption, checkpoints, averaging, early stopping."""
 
+import itertools
 import json
+import time
 
 import pytest
 import torch
@@ -11,6 +13,7 @@ from aiayn.errors import ConfigError
 from aiayn.models import load_pretrained
 from aiayn.tasks.translation import train_translation
 from aiayn.train import checkpoint as ckpt
+from aiayn.train import trainer as trainer_module
 
 from conftest import TINY_DATA, TINY_MODEL, files, tiny_train_config
 
@@ -95,3 +98,43 @@ def test_max_epochs_stops_after_whole_passes(number_data, tmp_path):
     result = train(number_data, out, max_steps=None, max_epochs=1, valid_every=1000)
     assert result.epochs == 1 and "max_epochs" in result.stopped_because
     assert len(records(out, "valid")) == 1  # validated once, at the end
+
+
+class _FakeClock:
+    """`time` for the trainer, whose monotonic clock moves `tick` seconds per reading."""
+
+    def __init__(self, tick: float) -> None:
+        self.now, self.tick = 1000.0, tick
+
+    def monotonic(self) -> float:
+        self.now += self.tick
+        return self.now
+
+    def __getattr__(self, name):
+        return getattr(time, name)
+
+
+def test_cosine_over_minutes_anneals_at_the_deadline_and_resumes_on_the_run_clock(
+    number_data, tmp_path, monkeypatch
+):
+    """decay_minutes: the lr follows the run's clock, not the step count, reaches min_lr at
+    the deadline, and a resumed run continues that clock (max_minutes is the run's budget)."""
+    out = tmp_path / "run"
+    timed = dict(
+        schedule="cosine", peak_lr=3e-3, warmup_steps=2, max_steps=None, decay_minutes=1.0,
+        valid_every=1000, log_every=1,
+    )  # fmt: skip
+    monkeypatch.setattr(trainer_module, "time", _FakeClock(tick=1.0))
+    first = train(number_data, out, max_minutes=0.5, **timed)
+    assert "max_minutes" in first.stopped_because
+    lrs = [r["lr"] for r in records(out, "train")]
+    assert lrs[1] == pytest.approx(3e-3, rel=0.02)  # warmed up
+    assert all(a >= b for a, b in itertools.pairwise(lrs[1:]))
+    assert lrs[-1] == pytest.approx(1.5e-3, rel=0.1)  # half-way through the decay's minute
+
+    monkeypatch.setattr(trainer_module, "time", _FakeClock(tick=1.0))  # a new process's clock
+    second = train(number_data, out, resume=True, max_minutes=1.0, **timed)
+    resumed = [r["lr"] for r in records(out, "train")][len(lrs) :]
+    assert 0.7 * lrs[-1] < resumed[0] < lrs[-1]  # where it left off, not back at the peak
+    assert resumed[-1] < 0.02 * 3e-3  # annealed at the run's deadline
+    assert second.steps == pytest.approx(2 * first.steps, abs=2)  # the other half minute

@@ -18,7 +18,7 @@ from aiayn.errors import ConfigError
 _TRAIN_FLAGS = {
     "max_tokens": int, "max_sentences": int, "update_freq": int, "schedule": str,
     "warmup_steps": int, "lr_scale": float, "peak_lr": float, "decay_steps": int,
-    "min_lr": float, "label_smoothing": float,
+    "decay_minutes": float, "min_lr": float, "label_smoothing": float,
     "clip_norm": float, "weight_decay": float, "max_steps": int, "max_epochs": int,
     "max_minutes": float, "valid_every": int, "keep_last": int, "average_last": int,
     "patience": int, "best_metric": str, "precision": str, "seed": int, "log_every": int,
@@ -94,6 +94,12 @@ def add_parser(sub) -> None:
     g.add_argument(
         "--decay-steps", type=int, help="step where cosine reaches --min-lr [--max-steps]"
     )
+    g.add_argument(
+        "--decay-minutes",
+        type=float,
+        help="cosine over wall-clock time instead: reach --min-lr at this minute of training "
+        "(use --max-minutes; the warm-up stays in steps) [off]",
+    )
     g.add_argument("--min-lr", type=float, help="lr at the end of the cosine decay [0]")
     g.add_argument("--label-smoothing", type=float, help="ε_ls [0.1]")
     g.add_argument("--clip-norm", type=float, help="clip the gradient L2 norm, 0 = off [0]")
@@ -109,7 +115,11 @@ def add_parser(sub) -> None:
     g = p.add_argument_group("stopping, validation and checkpoints")
     g.add_argument("--max-steps", type=int, help="optimiser steps [100000]")
     g.add_argument("--max-epochs", type=int, help="passes over the data [no limit]")
-    g.add_argument("--max-minutes", type=float, help="wall-clock budget [no limit]")
+    g.add_argument(
+        "--max-minutes",
+        type=float,
+        help="wall-clock budget of the run, resumes included [no limit]",
+    )
     g.add_argument("--valid-every", type=int, help="validate and checkpoint every N steps [1000]")
     g.add_argument("--keep-last", type=int, help="checkpoints kept (plus the best) [5]")
     g.add_argument(

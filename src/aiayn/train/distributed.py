@@ -50,13 +50,18 @@ def all_reduce_sum(value: float, device: torch.device, info: DistInfo) -> float:
     return float(tensor.item())
 
 
+def broadcast_float(value: float, device: torch.device, info: DistInfo) -> float:
+    """Rank 0's number (e.g. its clock), the same on every rank."""
+    if not info.enabled:
+        return value
+    tensor = torch.tensor([value], dtype=torch.float64, device=device)
+    dist.broadcast(tensor, src=0)
+    return float(tensor.item())
+
+
 def broadcast_flag(flag: bool, device: torch.device, info: DistInfo) -> bool:
     """Rank 0's decision (e.g. stop now), the same on every rank."""
-    if not info.enabled:
-        return flag
-    tensor = torch.tensor([int(flag)], device=device)
-    dist.broadcast(tensor, src=0)
-    return bool(tensor.item())
+    return bool(broadcast_float(float(flag), device, info))
 
 
 def barrier(info: DistInfo) -> None:

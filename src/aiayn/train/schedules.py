@@ -34,17 +34,44 @@ def cosine(step: int, peak_lr: float, warmup: int, decay_steps: int, min_lr: flo
     step = max(step, 1)
     if step < warmup:
         return peak_lr * step / warmup
-    progress = min(1.0, (step - warmup) / (decay_steps - warmup))
-    return min_lr + 0.5 * (peak_lr - min_lr) * (1.0 + math.cos(math.pi * progress))
+    return _half_cosine((step - warmup) / (decay_steps - warmup), peak_lr, min_lr)
 
 
-def learning_rate(cfg: TrainConfig, step: int, d_model: int) -> float:
-    """The lr for optimiser step `step` (1-based) under `cfg`."""
+def cosine_by_time(
+    step: int,
+    minutes: float,
+    peak_lr: float,
+    warmup: int,
+    decay_minutes: float,
+    min_lr: float = 0.0,
+) -> float:
+    """The cosine over wall-clock time: half a cosine from `peak_lr` at minute 0 to `min_lr` at
+    `decay_minutes`, capped by the linear warm-up over the first `warmup` steps. With
+    decay_minutes = max_minutes a time-boxed run anneals to min_lr exactly at its deadline,
+    however fast the machine turns out to be (a step-based decay either ends early and idles
+    at min_lr, or is cut off above it)."""
+    ramp = peak_lr * max(step, 1) / warmup
+    return min(ramp, _half_cosine(minutes / decay_minutes, peak_lr, min_lr))
+
+
+def _half_cosine(progress: float, high: float, low: float) -> float:
+    """`high` at progress 0, `low` at progress ≥ 1, half a cosine between."""
+    progress = min(1.0, max(0.0, progress))
+    return low + 0.5 * (high - low) * (1.0 + math.cos(math.pi * progress))
+
+
+def learning_rate(cfg: TrainConfig, step: int, d_model: int, minutes: float = 0.0) -> float:
+    """The lr for optimiser step `step` (1-based) under `cfg`; `minutes` of training so far
+    drive the cosine when it decays over time (`cfg.decay_minutes`)."""
     if cfg.schedule == "noam":
         return noam(step, d_model, cfg.warmup_steps, cfg.lr_scale)
     if cfg.schedule == "inverse_sqrt":
         return inverse_sqrt(step, cfg.peak_lr, cfg.warmup_steps)
     if cfg.schedule == "cosine":
+        if cfg.decay_minutes is not None:
+            return cosine_by_time(
+                step, minutes, cfg.peak_lr, cfg.warmup_steps, cfg.decay_minutes, cfg.min_lr
+            )
         decay_steps = cfg.decay_steps or cfg.max_steps
         return cosine(step, cfg.peak_lr, cfg.warmup_steps, decay_steps, cfg.min_lr)
     return cfg.peak_lr * min(1.0, max(step, 1) / cfg.warmup_steps)  # constant after warm-up

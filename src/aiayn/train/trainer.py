@@ -74,6 +74,7 @@ class TrainState:
     best_step: int | None = None
     bad_validations: int = 0  # consecutive validations without improvement
     history: list[dict[str, float]] = field(default_factory=list)  # validation results
+    seconds: float = 0.0  # wall-clock training time of earlier sessions of this run (resumes)
 
 
 @dataclass
@@ -138,7 +139,9 @@ class Trainer:
         else:
             torch.manual_seed(cfg.seed + self.dist.rank)
             random.seed(cfg.seed + self.dist.rank)
-        start = time.monotonic()
+        # The run's clock continues across resumes (as fairseq's --stop-time-hours): max_minutes
+        # and decay_minutes are budgets of the whole run, not of each session.
+        self._clock_start = start = time.monotonic() - self.state.seconds
         self._log({"split": "start", "step": self.state.step, "resume": resume})
         bar = self._progress_bar()
         last_valid: dict[str, float] | None = None
@@ -196,7 +199,7 @@ class Trainer:
         model = self.train_model
         model.train()
         step = self.state.step + 1
-        lr = learning_rate(cfg, step, self.d_model)
+        lr = learning_rate(cfg, step, self.d_model, self._minutes_for_lr())
         for g in self.optimizer.param_groups:
             g["lr"] = lr
         loss_sum = nll_sum = 0.0
@@ -294,6 +297,7 @@ class Trainer:
                 "best_step": self.state.best_step,
                 "bad_validations": self.state.bad_validations,
                 "history": self.state.history,
+                "seconds": time.monotonic() - self._clock_start,
             },
         }
         meta = {"epoch": self.sampler.epoch, "metrics": metrics}
@@ -312,9 +316,18 @@ class Trainer:
         random.setstate((state["rng_python_version"], tuple(state["rng_python"]), None))
         t = state["trainer"]
         self.state = TrainState(
-            t["step"], t["tokens"], t["best"], t["best_step"], t["bad_validations"], t["history"]
-        )
+            t["step"], t["tokens"], t["best"], t["best_step"], t["bad_validations"], t["history"],
+            t.get("seconds", 0.0),  # checkpoints from before the clock was kept resume at 0
+        )  # fmt: skip
         log.info("resumed from %s (step %d, epoch %d)", last.path, t["step"], self.sampler.epoch)
+
+    def _minutes_for_lr(self) -> float:
+        """Minutes the run has trained, when they drive the lr (else 0, and no collective):
+        rank 0's clock, so that every rank steps with the same lr."""
+        if self.config.decay_minutes is None:
+            return 0.0
+        minutes = (time.monotonic() - self._clock_start) / 60
+        return dist_utils.broadcast_float(minutes, self.device, self.dist)
 
     def _stop_reason(self, start: float, epoch_done: bool) -> str:
         cfg = self.config
