@@ -74,7 +74,7 @@ class TrainState:
     best_step: int | None = None
     bad_validations: int = 0  # consecutive validations without improvement
     history: list[dict[str, float]] = field(default_factory=list)  # validation results
-    seconds: float = 0.0  # wall-clock training time of earlier sessions of this run (resumes)
+    seconds: float = 0.0  # wall-clock time the run had trained at its checkpoint (for resumes)
 
 
 @dataclass
