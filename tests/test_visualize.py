@@ -28,6 +28,13 @@ def test_validation_curve_reads_the_metrics_log(tmp_path):
     log.write_text("".join(json.dumps(r) + "\n" for r in records))
     assert [r["bleu"] for r in read_metrics(log, "valid")] == [12.5, 20.0]
     assert validation_curve(log, "bleu") == ([2.0, 4.0], [12.5, 20.0])  # minutes from start
+    # a resumed run logs its own clock: the 2 hours between stop and resume are not on it
+    records += [
+        {"time": 7540.0, "split": "start", "step": 20, "resume": True},
+        {"time": 7600.0, "split": "valid", "step": 30, "bleu": 22.0, "minutes": 5.0},
+    ]
+    log.write_text("".join(json.dumps(r) + "\n" for r in records))
+    assert validation_curve(log, "bleu") == ([2.0, 4.0, 5.0], [12.5, 20.0, 22.0])
     out = plot_validation_curve(log, "bleu", tmp_path / "curve.png")
     assert out.read_bytes()[:8] == PNG_MAGIC
     both = plot_validation_curve({"a": log, "b": log}, "bleu", tmp_path / "both.png")

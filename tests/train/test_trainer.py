@@ -138,3 +138,5 @@ def test_cosine_over_minutes_anneals_at_the_deadline_and_resumes_on_the_run_cloc
     assert 0.7 * lrs[-1] < resumed[0] < lrs[-1]  # where it left off, not back at the peak
     assert resumed[-1] < 0.02 * 3e-3  # annealed at the run's deadline
     assert second.steps == pytest.approx(2 * first.steps, abs=2)  # the other half minute
+    minutes = [r["minutes"] for r in records(out, "valid")]  # at each stop: the run's clock
+    assert minutes[0] == pytest.approx(0.5, abs=0.05) and minutes[1] == pytest.approx(1, abs=0.05)

@@ -271,7 +271,11 @@ class Trainer:
             else:
                 self.state.bad_validations += 1
             self.state.history.append({"step": self.state.step, **metrics})
-            self._log({"split": "valid", "step": self.state.step, **metrics, "best": improved})
+            minutes = (time.monotonic() - self._clock_start) / 60  # the run's, across resumes
+            self._log(
+                {"split": "valid", "step": self.state.step, **metrics, "best": improved,
+                 "minutes": minutes}
+            )  # fmt: skip
             self._save_checkpoint(metrics)
             if improved:
                 ckpt.write_best(self.ckpt_dir, self.state.step, cfg.best_metric, value)

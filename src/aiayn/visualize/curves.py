@@ -21,12 +21,15 @@ def read_metrics(path: str | os.PathLike, split: str) -> list[dict]:
 
 
 def validation_curve(metrics_file: str | os.PathLike, metric: str) -> tuple[list, list]:
-    """(minutes since the run started, values) of a validation metric."""
+    """(minutes the run had trained, values) of a validation metric. The minutes are the run's
+    clock, which skips the time between a stop and its resume; logs older than that clock
+    give minutes since the first start."""
     starts = read_metrics(metrics_file, "start")  # one per (re)start; absent in old logs
     with open(metrics_file, encoding="utf-8") as f:
         start = starts[0]["time"] if starts else json.loads(f.readline())["time"]
     valid = read_metrics(metrics_file, "valid")
-    return [(r["time"] - start) / 60 for r in valid], [r[metric] for r in valid]
+    minutes = [r.get("minutes", (r["time"] - start) / 60) for r in valid]
+    return minutes, [r[metric] for r in valid]
 
 
 def plot_validation_curve(
