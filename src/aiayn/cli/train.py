@@ -97,8 +97,9 @@ def add_parser(sub) -> None:
     g.add_argument(
         "--decay-minutes",
         type=float,
-        help="cosine over wall-clock time instead: reach --min-lr at this minute of training "
-        "(use --max-minutes; the warm-up stays in steps) [off]",
+        help="cosine over wall-clock time instead: reach --min-lr at this minute of the run "
+        "(set it to --max-minutes; the warm-up stays in steps; the lr then follows the clock, "
+        "so a resumed run is not bit-identical to a straight one) [off]",
     )
     g.add_argument("--min-lr", type=float, help="lr at the end of the cosine decay [0]")
     g.add_argument("--label-smoothing", type=float, help="ε_ls [0.1]")
