@@ -141,7 +141,7 @@ class Trainer:
             random.seed(cfg.seed + self.dist.rank)
         # The run's clock continues across resumes (as fairseq's --stop-time-hours): max_minutes
         # and decay_minutes are budgets of the whole run, not of each session.
-        self._clock_start = start = time.monotonic() - self.state.seconds
+        self._clock_start = time.monotonic() - self.state.seconds
         self._log({"split": "start", "step": self.state.step, "resume": resume})
         bar = self._progress_bar()
         last_valid: dict[str, float] | None = None
@@ -165,12 +165,12 @@ class Trainer:
                 if self.state.step % cfg.log_every == 0:
                     self._log({"split": "train", **window.summary(), "epoch": self.sampler.epoch})
                     window = _Window()
-                stopped = self._stop_reason(start, epoch_done=False)
+                stopped = self._stop_reason(epoch_done=False)
                 if self.state.step % cfg.valid_every == 0 or stopped:
                     last_valid = self._validate_and_save()
                     stopped = stopped or self._early_stop()
             if epoch_done and not stopped:
-                stopped = self._stop_reason(start, epoch_done=True)
+                stopped = self._stop_reason(epoch_done=True)
                 if stopped:
                     last_valid = self._validate_and_save()
         if bar is not None:
@@ -184,7 +184,7 @@ class Trainer:
             best=self.state.best,
             best_step=self.state.best_step,
             last_valid=last_valid,
-            seconds=time.monotonic() - start,
+            seconds=self._run_seconds(),
         )
         self._log({"split": "end", **result.__dict__})
         if self._tb is not None:
@@ -271,10 +271,9 @@ class Trainer:
             else:
                 self.state.bad_validations += 1
             self.state.history.append({"step": self.state.step, **metrics})
-            minutes = (time.monotonic() - self._clock_start) / 60  # the run's, across resumes
             self._log(
                 {"split": "valid", "step": self.state.step, **metrics, "best": improved,
-                 "minutes": minutes}
+                 "minutes": self._run_seconds() / 60}
             )  # fmt: skip
             self._save_checkpoint(metrics)
             if improved:
@@ -301,7 +300,7 @@ class Trainer:
                 "best_step": self.state.best_step,
                 "bad_validations": self.state.bad_validations,
                 "history": self.state.history,
-                "seconds": time.monotonic() - self._clock_start,
+                "seconds": self._run_seconds(),
             },
         }
         meta = {"epoch": self.sampler.epoch, "metrics": metrics}
@@ -325,22 +324,25 @@ class Trainer:
         )  # fmt: skip
         log.info("resumed from %s (step %d, epoch %d)", last.path, t["step"], self.sampler.epoch)
 
+    def _run_seconds(self) -> float:
+        """Wall-clock seconds the run has trained, earlier sessions included (this rank's)."""
+        return time.monotonic() - self._clock_start
+
     def _minutes_for_lr(self) -> float:
         """Minutes the run has trained, when they drive the lr (else 0, and no collective):
         rank 0's clock, so that every rank steps with the same lr."""
         if self.config.decay_minutes is None:
             return 0.0
-        minutes = (time.monotonic() - self._clock_start) / 60
-        return dist_utils.broadcast_float(minutes, self.device, self.dist)
+        return dist_utils.broadcast_float(self._run_seconds() / 60, self.device, self.dist)
 
-    def _stop_reason(self, start: float, epoch_done: bool) -> str:
+    def _stop_reason(self, epoch_done: bool) -> str:
         cfg = self.config
         reason = ""
         if cfg.max_steps is not None and self.state.step >= cfg.max_steps:
             reason = f"reached max_steps={cfg.max_steps}"
         elif epoch_done and cfg.max_epochs is not None and self.sampler.epoch >= cfg.max_epochs:
             reason = f"reached max_epochs={cfg.max_epochs}"
-        elif cfg.max_minutes is not None and time.monotonic() - start >= 60 * cfg.max_minutes:
+        elif cfg.max_minutes is not None and self._run_seconds() >= 60 * cfg.max_minutes:
             reason = f"reached max_minutes={cfg.max_minutes}"
         # every rank must stop at the same step: rank 0 decides (clocks differ)
         stop = dist_utils.broadcast_flag(bool(reason), self.device, self.dist)
