@@ -112,6 +112,33 @@ def test_every_byte_is_in_the_vocabulary(train) -> None:
     assert tok.decode(ids) == text
 
 
+@pytest.mark.parametrize("train", [train_bpe, train_wordpiece])
+def test_lowercase_tokenizer_sees_and_writes_lowercase_only(train, tmp_path) -> None:
+    lower = train(iter(EN + DE), vocab_size=600, lowercase=True)
+    assert lower.lowercases
+    text = "Ein Mann in einem BLAUEN Hemd. ÜBER Straßen"
+    assert lower.encode(text) == lower.encode(text.lower())
+    assert lower.decode(lower.encode(text)) == text.lower()
+    # No learned token (one that decodes to 2+ characters) holds a capital: training saw
+    # lowercase text only. Single bytes such as "A" are always in a byte-level vocabulary.
+    pieces = [lower.decode([i]) for i in range(len(SPECIAL_TOKENS), lower.vocab_size)]
+    assert [p for p in pieces if len(p.strip()) > 1 and p != p.lower()] == []
+    assert [p for p in pieces if len(p.strip()) > 1 and "mann" in p]  # "Mann" was learned
+    lower.save(tmp_path / "tok.json")
+    loaded = Tokenizer.load(tmp_path / "tok.json")
+    assert loaded.lowercases and loaded.encode(text) == lower.encode(text)
+    assert "lowercase=True" in repr(loaded) and "normalization=NFC" in repr(loaded)
+    cased = train(iter(EN + DE), vocab_size=600)  # the default keeps case
+    assert not cased.lowercases and cased.decode(cased.encode(text)) == text
+
+
+def test_lowercase_follows_unicode_normalization() -> None:
+    # Composed "É" and decomposed "E" + U+0301 lowercase to the same NFC "é".
+    tok = train_bpe(iter(EN), vocab_size=300, lowercase=True)
+    assert tok.decode(tok.encode("CAF\u00c9")) == tok.decode(tok.encode("CAFE\u0301")) == "café"
+    assert train_bpe(iter(EN), vocab_size=300, normalization=None, lowercase=True).lowercases
+
+
 def test_wordpiece_marks_continuations_and_round_trips_hashes() -> None:
     # Training text full of "#" makes "##" a learned word-start token; with BERT's "##" as the
     # continuation prefix it would be indistinguishable from the (empty) continuation and vanish.

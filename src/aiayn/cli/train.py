@@ -53,6 +53,12 @@ def add_parser(sub) -> None:
         help="one vocabulary per language instead of a shared one (§5.1 shares)",
     )
     g.add_argument("--tokenizer", choices=["bpe", "wordpiece"], help="subword model [bpe]")
+    g.add_argument(
+        "--lowercase",
+        action="store_true",
+        help="lowercase all text: the model reads and writes lowercase only (the usual Multi30k "
+        "preprocessing for lowercased BLEU; output is no longer true-cased) [keep case]",
+    )
     g.add_argument("--valid-beam", type=int, help="beam size for validation BLEU [1 = greedy]")
     g.add_argument(
         "--valid-bleu-sentences",
@@ -170,6 +176,8 @@ def build_configs(args: argparse.Namespace):
             data_fields[name] = getattr(args, name)
     if args.separate_vocab:
         data_fields["joint"] = False
+    if args.lowercase:
+        data_fields["lowercase"] = True
     if args.tensorboard:
         train_fields["tensorboard"] = True
     if args.compile:

@@ -50,14 +50,16 @@ def train_tokenizers(
     vocab_size: int = 8000,
     joint: bool = True,
     kind: str = "bpe",
+    lowercase: bool = False,
 ) -> TokenizerPair:
     """One vocabulary over both languages (the paper's, §5.1) or one per side."""
     train = {"bpe": train_bpe, "wordpiece": train_wordpiece}.get(kind)
     if train is None:
         raise ConfigError(f"tokenizer '{kind}' is unknown; choose bpe or wordpiece")
+    options = dict(vocab_size=vocab_size, lowercase=lowercase)
     if joint:
-        return TokenizerPair.shared(train([src_path, tgt_path], vocab_size=vocab_size))
-    return TokenizerPair(train(src_path, vocab_size=vocab_size), train(tgt_path, vocab_size))
+        return TokenizerPair.shared(train([src_path, tgt_path], **options))
+    return TokenizerPair(train(src_path, **options), train(tgt_path, **options))
 
 
 def encode_pairs(tokenizers: TokenizerPair, pairs: list[tuple[str, str]]) -> list[IdPair]:
@@ -77,18 +79,20 @@ def prepare_data(
     joint: bool = True,
     max_len: int = 256,
     kind: str = "bpe",
+    lowercase: bool = False,
 ) -> TranslationData:
     """Read, tokenize (training a tokenizer if none is given) and length-filter the data.
 
     Pairs with a side longer than `max_len` tokens are dropped from training and counted,
     never truncated. Validation keeps every pair (its BLEU must cover the whole set).
+    `lowercase` only matters when a tokenizer is trained here (see `train_bpe`).
     """
     pairs, stats = read_parallel(train_src, train_tgt)
     log.info("read %s / %s: %s", train_src, train_tgt, stats)
     if not pairs:
         raise ConfigError(f"{train_src}: no non-empty training pairs; check the files")
     if tokenizers is None:
-        tokenizers = train_tokenizers(train_src, train_tgt, vocab_size, joint, kind)
+        tokenizers = train_tokenizers(train_src, train_tgt, vocab_size, joint, kind, lowercase)
     train, stats = filter_by_length(encode_pairs(tokenizers, pairs), max_len - 1, stats=stats)
     if stats.too_long:
         log.warning("%d training pairs longer than %d tokens were skipped", stats.too_long, max_len)
@@ -172,12 +176,15 @@ class TranslationTask:
         hyps = translate_sentences(
             model, self.data.tokenizers, self.data.valid_src[:n], beam=self.valid_beam
         )
+        refs = self.data.valid_ref[:n]
+        if self.data.tokenizers.target.lowercases:  # it cannot write capitals: score it without
+            refs = [r.lower() for r in refs]
         return {
             "loss": smoothed / max(tokens, 1),
             "nll": nll / max(tokens, 1),
             "ppl": math.exp(min(nll / max(tokens, 1), 50.0)),
-            "bleu": bleu_score(hyps, self.data.valid_ref[:n]),
-            "exact_match": exact_match(hyps, self.data.valid_ref[:n]),
+            "bleu": bleu_score(hyps, refs),
+            "exact_match": exact_match(hyps, refs),
         }
 
     def export(self, model: nn.Module, directory: Path) -> None:
@@ -219,6 +226,7 @@ class DataOptions:
     max_len: int = 256  # training pairs with a longer side are skipped (and counted)
     valid_beam: int = 1  # beam used for validation BLEU (1 = greedy, fast)
     valid_bleu_sentences: int | None = None  # decode only the first N for BLEU (None = all)
+    lowercase: bool = False  # tokenizer lowercases everything: the model reads and writes lowercase
 
 
 def train_translation(
@@ -258,6 +266,7 @@ def train_translation(
         joint=data_options.joint,
         kind=data_options.tokenizer,
         max_len=data_options.max_len,
+        lowercase=data_options.lowercase,
     )
     if not resume:
         sizes = {

@@ -10,7 +10,8 @@ batched encoding on all cores); this class fixes the conventions the rest of aia
   id 2, so no input can forge an end of sentence;
 - `decode(encode(x)) == x` for every string `x` that is already in the tokenizer's Unicode
   normalization form (NFC by default), because training uses a byte-level pre-tokenizer and the
-  matching decoder (see `train.py`).
+  matching decoder (see `train.py`); a tokenizer trained with `lowercase=True` returns it
+  lowercased (`lowercases` says which kind a loaded tokenizer is).
 
 The file format is the library's own `tokenizer.json`, so the vocabulary can be inspected with
 any JSON viewer or loaded by `tokenizers.Tokenizer.from_file` elsewhere. One caveat for such use:
@@ -88,6 +89,13 @@ class Tokenizer:
     def vocab_size(self) -> int:
         """Number of ids, special tokens included; valid ids are `0 .. vocab_size - 1`."""
         return self._backend.get_vocab_size(with_added_tokens=True)
+
+    @property
+    def lowercases(self) -> bool:
+        """Whether encoding lowercases the text, so that decoded text is always lowercase."""
+        normalizer = self._backend.normalizer
+        # Asked of the normalizer itself, so it holds for any pipeline in a tokenizer.json.
+        return normalizer is not None and normalizer.normalize_str("AÄ") == "aä"
 
     @property
     def backend(self) -> tokenizers.Tokenizer:
@@ -201,8 +209,15 @@ class Tokenizer:
     def __repr__(self) -> str:
         model = type(self._backend.model).__name__
         normalizer = self._backend.normalizer
-        normalization = None if normalizer is None else type(normalizer).__name__
-        return f"Tokenizer({model}, vocab_size={self.vocab_size}, normalization={normalization})"
+        steps = [] if normalizer is None else [normalizer]
+        if isinstance(normalizer, tokenizers.normalizers.Sequence):
+            steps = [normalizer[i] for i in range(len(normalizer))]
+        names = [type(n).__name__ for n in steps if type(n).__name__ != "Lowercase"]
+        normalization = "+".join(names) or None
+        return (
+            f"Tokenizer({model}, vocab_size={self.vocab_size}, normalization={normalization}, "
+            f"lowercase={self.lowercases})"
+        )
 
 
 def _check_special_tokens(backend: tokenizers.Tokenizer) -> None:

@@ -8,7 +8,10 @@ tokenizers, one per language (see `TokenizerPair`).
 Every tokenizer made here has the same pipeline, chosen so that decoding restores the text exactly:
 
 1. Unicode normalization (NFC by default). Text already in that form is unchanged; other text is
-   normalized, so it comes back normalized (e.g. "e" + U+0301 decodes as "é").
+   normalized, so it comes back normalized (e.g. "e" + U+0301 decodes as "é"). With
+   `lowercase=True` the text is also lowercased, so it comes back lowercased: the usual
+   preprocessing of small corpora scored by lowercased BLEU (Multi30k), where "Ein" and "ein"
+   then share their tokens. Off by default: decoding restores the case of the input.
 2. Byte-level pre-tokenization (GPT-2's): the text is split into words, digits, punctuation and
    whitespace runs, and every UTF-8 byte is mapped to a printable character. Spaces are kept as
    part of the following token ("Ġ"), so any run of spaces, tabs or newlines survives, and the
@@ -65,6 +68,7 @@ def train_bpe(
     min_frequency: int = 2,
     *,
     normalization: Normalization | None = "NFC",
+    lowercase: bool = False,
     extra_special_tokens: Sequence[str] = (),
     show_progress: bool = False,
 ) -> Tokenizer:
@@ -79,6 +83,8 @@ def train_bpe(
         min_frequency: minimum number of occurrences of a pair to be merged.
         normalization: Unicode normalization applied before tokenization ("NFC", "NFD", "NFKC",
             "NFKD" or None). Only text already in this form decodes back unchanged.
+        lowercase: lowercase all text (after `normalization`) when training and encoding, so
+            the tokenizer, and a model trained with it, only ever sees and writes lowercase.
         extra_special_tokens: more special tokens (e.g. "<mask>" for masked-LM pre-training),
             given ids 4, 5, ... in order; like `<pad>` they are dropped by `decode`.
         show_progress: draw the `tokenizers` progress bars on stderr.
@@ -93,7 +99,7 @@ def train_bpe(
     """
     specials = _special_tokens(extra_special_tokens)
     _check_vocab_size(vocab_size, len(specials) + len(_BYTE_ALPHABET), "BPE")
-    backend = _new_backend(models.BPE(unk_token=UNK), normalization)
+    backend = _new_backend(models.BPE(unk_token=UNK), normalization, lowercase)
     trainer = trainers.BpeTrainer(
         vocab_size=vocab_size,
         min_frequency=min_frequency,
@@ -110,6 +116,7 @@ def train_wordpiece(
     min_frequency: int = 2,
     *,
     normalization: Normalization | None = "NFC",
+    lowercase: bool = False,
     extra_special_tokens: Sequence[str] = (),
     show_progress: bool = False,
 ) -> Tokenizer:
@@ -134,7 +141,7 @@ def train_wordpiece(
         continuing_subword_prefix=WORDPIECE_PREFIX,
         max_input_chars_per_word=WORDPIECE_MAX_WORD_BYTES,
     )
-    backend = _new_backend(model, normalization)
+    backend = _new_backend(model, normalization, lowercase)
     # Strip the continuation prefix, then turn byte characters back into text. The stock
     # WordPiece decoder would instead insert a space before every word-initial token, but with
     # byte-level tokens the spaces are already inside the tokens ("Ġ").
@@ -154,16 +161,23 @@ def train_wordpiece(
     return tokenizer
 
 
-def _new_backend(model: models.Model, normalization: Normalization | None) -> _Backend:
+def _new_backend(
+    model: models.Model, normalization: Normalization | None, lowercase: bool
+) -> _Backend:
     """An untrained `tokenizers.Tokenizer` with the normalization and byte-level pipeline."""
     backend = _Backend(model)
+    steps: list[normalizers.Normalizer] = []
     if normalization is not None:
         if normalization not in _NORMALIZERS:
             raise ConfigError(
                 f"unknown normalization {normalization!r}; use one of "
                 f"{', '.join(_NORMALIZERS)} or None"
             )
-        backend.normalizer = _NORMALIZERS[normalization]()
+        steps.append(_NORMALIZERS[normalization]())
+    if lowercase:  # after Unicode normalization, so that composed and decomposed forms agree
+        steps.append(normalizers.Lowercase())
+    if steps:
+        backend.normalizer = steps[0] if len(steps) == 1 else normalizers.Sequence(steps)
     # add_prefix_space=False: a space added in front of the text would come back when decoding.
     # The price is that the first word of a sentence has its own tokens ("Ein" vs "ĠEin").
     backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
