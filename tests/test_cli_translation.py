@@ -123,6 +123,32 @@ def test_average_writes_a_usable_model_directory(trained, tmp_path):
     assert too_many.returncode == 2 and "--last must be" in too_many.stderr
 
 
+def test_several_models_translate_as_an_ensemble(trained, tmp_path):
+    from aiayn.tokenizers import TokenizerPair, train_bpe
+
+    data, out, _ = trained
+    avg = tmp_path / "avg"  # a second model with the same tokenizer
+    assert aiayn("average", "--run", out, "--last", "2", "--out", avg).returncode == 0
+    lines = "seven\nthree hundred forty-two\n\nninety\n"
+    alone = aiayn("translate", "--model", out, "--beam", "2", stdin=lines)
+    twice = aiayn("translate", "--model", out, out, "--beam", "2", stdin=lines)
+    assert twice.returncode == 0, twice.stderr
+    assert twice.stdout == alone.stdout  # an ensemble of two copies is the model itself
+    proc = aiayn("evaluate", "--model", out, avg, "--src", data / "test.en",
+                 "--ref", data / "test.de", "--beam", "2")  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["model"] == f"{out} {avg}"
+    # A model trained with another tokenizer is refused before any weights are loaded.
+    other = tmp_path / "other"
+    other.mkdir()
+    for name in ("config.json", "model.safetensors"):
+        (other / name).write_bytes((avg / name).read_bytes())
+    TokenizerPair.shared(train_bpe(iter(["zwei drei vier"] * 20), vocab_size=300)).save(other)
+    proc = aiayn("translate", "--model", out, other, stdin=lines)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert f"{other}: its tokenizer differs" in proc.stderr
+
+
 def test_export_to_ctranslate2_translates_like_greedy_aiayn(trained, tmp_path):
     import ctranslate2
 

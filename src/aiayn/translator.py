@@ -1,7 +1,8 @@
 """Translate text with a trained model: `aiayn.translate(model_dir, sentences, beam=4)`.
 
 Exactly one output per input, in order; an empty input gives an empty output; an input longer
-than the model accepts is cut to fit, with a warning, never a crash.
+than the model accepts is cut to fit, with a warning, never a crash. Several model directories
+(trained with one tokenizer) translate as an ensemble: `translate([dir_a, dir_b], sentences)`.
 """
 
 from __future__ import annotations
@@ -12,22 +13,43 @@ from collections.abc import Sequence
 
 import torch
 
+from aiayn.errors import ConfigError
 from aiayn.models.encoder_decoder import EncoderDecoder
+from aiayn.models.ensemble import Ensemble
 from aiayn.models.serialization import load_pretrained
 from aiayn.tokenizers import TokenizerPair
 
 log = logging.getLogger(__name__)
 
+ModelDirs = str | os.PathLike | Sequence[str | os.PathLike]  # one model directory, or several
+
 
 def load_translator(
-    model_dir: str | os.PathLike, device: str | torch.device = "cpu"
-) -> tuple[EncoderDecoder, TokenizerPair]:
-    """The model and tokenizers saved in a model directory."""
-    return load_pretrained(model_dir, device), TokenizerPair.load(model_dir)
+    model_dir: ModelDirs, device: str | torch.device = "cpu"
+) -> tuple[EncoderDecoder | Ensemble, TokenizerPair]:
+    """The model and tokenizers saved in a model directory.
+
+    Several directories load as one `Ensemble` (the mean of their next-token probabilities);
+    their models must have been trained with the same tokenizer.
+    """
+    if isinstance(model_dir, (str, os.PathLike)):
+        return load_pretrained(model_dir, device), TokenizerPair.load(model_dir)
+    dirs = list(model_dir)
+    if not dirs:
+        raise ConfigError("no model directory given")
+    tokenizers = TokenizerPair.load(dirs[0])
+    for other in dirs[1:]:  # before loading any weights: the cheap check first
+        if not _same_tokenizers(tokenizers, TokenizerPair.load(other)):
+            raise ConfigError(
+                f"{other}: its tokenizer differs from that of {dirs[0]}; an ensemble's models "
+                "must be trained with one tokenizer (the same tokenizer.json)"
+            )
+    models = [load_pretrained(d, device) for d in dirs]
+    return (models[0] if len(models) == 1 else Ensemble(models)), tokenizers
 
 
 def translate(
-    model: str | os.PathLike | EncoderDecoder,
+    model: ModelDirs | EncoderDecoder | Ensemble,
     sentences: Sequence[str],
     beam: int = 4,
     alpha: float = 0.6,
@@ -35,8 +57,9 @@ def translate(
     device: str | torch.device = "cpu",
     batch_size: int = 64,
 ) -> list[str]:
-    """Translate `sentences` with a model directory (or a model plus its `tokenizers`)."""
-    if isinstance(model, EncoderDecoder):
+    """Translate `sentences` with a model directory, several (an ensemble; see
+    `load_translator`), or a model object plus its `tokenizers`."""
+    if isinstance(model, (EncoderDecoder, Ensemble)):
         if tokenizers is None:
             raise ValueError("pass tokenizers= with a model object (a model dir holds its own)")
     else:
@@ -46,7 +69,7 @@ def translate(
 
 @torch.inference_mode()
 def translate_sentences(
-    model: EncoderDecoder,
+    model: EncoderDecoder | Ensemble,
     tokenizers: TokenizerPair,
     sentences: Sequence[str],
     beam: int = 4,
@@ -98,6 +121,12 @@ def translate_sentences(
             outputs[i] = tgt_tok.decode(tokens)
     model.train(was_training)
     return outputs
+
+
+def _same_tokenizers(a: TokenizerPair, b: TokenizerPair) -> bool:
+    """Same vocabularies and pipelines on both sides (the serialized forms are equal)."""
+    sides = ((a.source, b.source), (a.target, b.target))
+    return all(x.backend.to_str() == y.backend.to_str() for x, y in sides)
 
 
 def _pad(seqs: list[list[int]], pad_id: int, device: torch.device) -> torch.Tensor:

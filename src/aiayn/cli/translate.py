@@ -18,7 +18,7 @@ def add_translate_parser(sub) -> None:
         description="Translate one sentence per line. Exactly one output line per input line, "
         "in order; an empty line gives an empty line.",
     )
-    p.add_argument("--model", required=True, help="model directory written by `aiayn train`")
+    _model_flag(p)
     p.add_argument("--input", help="file to translate (default: standard input)")
     p.add_argument("--output", help="file to write (default: standard output); written whole")
     _decoding_flags(p)
@@ -33,7 +33,7 @@ def add_evaluate_parser(sub) -> None:
         "its signature, chrF, BLEU on lowercased 13a-tokenized text (the usual Multi30k "
         "convention), the sentence count and the seconds taken.",
     )
-    p.add_argument("--model", required=True, help="model directory written by `aiayn train`")
+    _model_flag(p)
     p.add_argument("--src", required=True, help="source sentences, one per line (.gz ok)")
     p.add_argument("--ref", required=True, help="reference translations, line by line")
     p.add_argument("--output", help="also write the translations to this file")
@@ -49,6 +49,16 @@ def positive_int(text: str) -> int:
     return value
 
 
+def _model_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--model",
+        required=True,
+        nargs="+",
+        help="model directory written by `aiayn train`; several directories (models trained "
+        "with one tokenizer) decode as an ensemble: the mean of their next-token probabilities",
+    )
+
+
 def _decoding_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--beam", type=positive_int, default=4, help="beam size; 1 = greedy (default: 4)"
@@ -61,6 +71,11 @@ def _decoding_flags(p: argparse.ArgumentParser) -> None:
         "--batch-size", type=positive_int, default=64, help="sentences per batch (default: 64)"
     )
     p.add_argument("--device", default="cpu", help="cpu, cuda, … (default: cpu)")
+
+
+def _models(args: argparse.Namespace) -> str | list[str]:
+    """One model directory as itself, several as a list (an ensemble)."""
+    return args.model[0] if len(args.model) == 1 else args.model
 
 
 def _read_lines(path: str | None) -> list[str]:
@@ -84,7 +99,7 @@ def run_translate(args: argparse.Namespace) -> int:
 
     lines = _read_lines(args.input)
     outputs = translate(
-        args.model, lines, beam=args.beam, alpha=args.alpha, device=args.device,
+        _models(args), lines, beam=args.beam, alpha=args.alpha, device=args.device,
         batch_size=args.batch_size,
     )  # fmt: skip
     if args.output:
@@ -106,7 +121,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
         )
     start = time.perf_counter()
     hyps = translate(
-        args.model, src, beam=args.beam, alpha=args.alpha, device=args.device,
+        _models(args), src, beam=args.beam, alpha=args.alpha, device=args.device,
         batch_size=args.batch_size,
     )  # fmt: skip
     seconds = time.perf_counter() - start
@@ -118,7 +133,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
         "beam": args.beam,
         "alpha": args.alpha,
         "seconds": round(seconds, 2),
-        "model": str(args.model),
+        "model": " ".join(args.model),
     }
     print(json.dumps(result, ensure_ascii=False))
     return 0
