@@ -171,6 +171,9 @@ class TrainConfig:
     min_lr: float = 0.0
     # loss (§5.4): label smoothing ε_ls = 0.1
     label_smoothing: float = 0.1
+    # R-Drop (not in the paper): weight α of the KL between two dropout passes of each batch;
+    # 0 = off. Each step then costs about twice as much (the batch runs twice).
+    r_drop: float = 0.0
     # batching (§5.1): ~25k source + 25k target tokens per step, reached via accumulation
     max_tokens: int = 4096  # per micro-batch, padded size of the larger side
     max_sentences: int | None = None
@@ -213,6 +216,8 @@ class TrainConfig:
             raise bad("average_last", f"cannot average more than keep_last={self.keep_last}")
         if not 0.0 <= self.label_smoothing < 1.0:
             raise bad("label_smoothing", "must be in [0, 1)")
+        if self.r_drop < 0.0:
+            raise bad("r_drop", "must be >= 0 (0 = off)")
         if self.schedule not in Schedule.__args__:
             raise bad("schedule", f"must be one of {', '.join(Schedule.__args__)}")
         if self.decay_minutes is not None and self.schedule != "cosine":

@@ -9,7 +9,7 @@ from torch.testing import assert_close
 
 from aiayn.config import TrainConfig
 from aiayn.errors import ConfigError
-from aiayn.train.loss import label_smoothed_nll
+from aiayn.train.loss import label_smoothed_nll, r_drop_loss
 from aiayn.train.schedules import cosine, cosine_by_time, inverse_sqrt, learning_rate, noam
 
 
@@ -106,10 +106,35 @@ def test_label_smoothed_loss_matches_torch_and_ignores_padding():
     assert_close(label_smoothed_nll(logits2, target, 0.1, 0).loss, out.loss)
 
 
+def test_r_drop_adds_the_symmetric_kl_of_the_two_passes_over_real_tokens():
+    logits_a, logits_b = torch.randn(3, 5, 11), torch.randn(3, 5, 11)
+    target = torch.randint(1, 11, (3, 5))
+    target[1, 3:] = 0  # padding
+    out = r_drop_loss(logits_a, logits_b, target, epsilon=0.1, pad_id=0, alpha=5.0)
+    a = label_smoothed_nll(logits_a, target, 0.1, 0)
+    b = label_smoothed_nll(logits_b, target, 0.1, 0)
+    lp_a, lp_b = logits_a.log_softmax(-1), logits_b.log_softmax(-1)
+    kl_ab = F.kl_div(lp_b, lp_a, log_target=True, reduction="none").sum(-1)  # KL(p_a‖p_b)
+    kl_ba = F.kl_div(lp_a, lp_b, log_target=True, reduction="none").sum(-1)
+    real = target != 0
+    sym_kl = (kl_ab + kl_ba)[real].sum()
+    assert_close(out.loss, 0.5 * (a.loss + b.loss) + 5.0 / 4 * sym_kl)
+    assert_close(out.nll, 0.5 * (a.nll + b.nll))
+    assert out.n_tokens == 13  # the batch's tokens, counted once
+    # Identical passes: no divergence, the plain loss. Padded positions change nothing.
+    same = r_drop_loss(logits_a, logits_a, target, 0.1, 0, alpha=5.0)
+    assert_close(same.loss, a.loss)
+    logits_b2 = logits_b.clone()
+    logits_b2[1, 3:] = 100.0
+    assert_close(r_drop_loss(logits_a, logits_b2, target, 0.1, 0, 5.0).loss, out.loss)
+
+
 def test_train_config_rejects_nonsense_naming_the_option():
     with pytest.raises(ConfigError, match="'update_freq'"):
         TrainConfig(update_freq=0)
     with pytest.raises(ConfigError, match="average_last"):
         TrainConfig(keep_last=2, average_last=5)
+    with pytest.raises(ConfigError, match="'r_drop'"):
+        TrainConfig(r_drop=-1.0)
     with pytest.raises(ConfigError, match=r"unknown option.*max_step"):
         TrainConfig.from_dict({"max_step": 3})

@@ -25,7 +25,7 @@ from aiayn.errors import ConfigError
 from aiayn.models.encoder_decoder import EncoderDecoder
 from aiayn.models.serialization import save_pretrained
 from aiayn.tokenizers import TokenizerPair, train_bpe, train_wordpiece
-from aiayn.train.loss import LossOutput, label_smoothed_nll
+from aiayn.train.loss import LossOutput, label_smoothed_nll, r_drop_loss
 
 log = logging.getLogger(__name__)
 
@@ -120,8 +120,10 @@ class TranslationTask:
         seed: int = 1,
         valid_beam: int = 1,
         valid_bleu_sentences: int | None = None,
+        r_drop: float = 0.0,
     ) -> None:
         self.model = model
+        self.r_drop = r_drop
         self.data = data
         self.max_tokens, self.max_sentences = max_tokens, max_sentences
         self.label_smoothing, self.seed = label_smoothing, seed
@@ -149,6 +151,14 @@ class TranslationTask:
         return self._collate(pairs).to(device)
 
     def loss(self, model: nn.Module, batch: Batch) -> LossOutput:
+        if self.r_drop > 0 and model.training:
+            # Both passes in one forward: the batch stacked on itself, so each half draws its
+            # own dropout masks and the matmuls stay large.
+            src, tgt_in = batch.src.repeat(2, 1), batch.tgt_in.repeat(2, 1)  # (2B, S), (2B, T)
+            logits_a, logits_b = model(src, tgt_in).chunk(2)  # 2 × (B, T, V)
+            return r_drop_loss(
+                logits_a, logits_b, batch.tgt_out, self.label_smoothing, self.pad_id, self.r_drop
+            )
         logits = model(batch.src, batch.tgt_in)  # (B, T, V)
         return label_smoothed_nll(logits, batch.tgt_out, self.label_smoothing, self.pad_id)
 
@@ -284,6 +294,7 @@ def train_translation(
         max_tokens=train_config.max_tokens,
         max_sentences=train_config.max_sentences,
         label_smoothing=train_config.label_smoothing,
+        r_drop=train_config.r_drop,
         seed=train_config.seed,
         valid_beam=data_options.valid_beam,
         valid_bleu_sentences=data_options.valid_bleu_sentences,

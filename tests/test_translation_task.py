@@ -1,0 +1,95 @@
+"""TranslationTask options: lowercased data (a lowercasing tokenizer, validation BLEU scored
+without case) and the R-Drop loss."""
+
+import pytest
+import torch
+from torch.testing import assert_close
+
+import aiayn.translator
+from aiayn.cli import build_parser
+from aiayn.cli.train import build_configs
+from aiayn.config import ModelConfig
+from aiayn.models.encoder_decoder import EncoderDecoder
+from aiayn.tasks.translation import TranslationTask, prepare_data
+from aiayn.train.loss import label_smoothed_nll, r_drop_loss
+
+SRC = ["A man in a Blue shirt.", "Two Dogs run.", "A Girl climbs into a wooden playhouse."] * 10
+TGT = ["Ein Mann in einem blauen Hemd.", "Zwei Hunde rennen.", "Ein Mädchen klettert."] * 10
+
+
+@pytest.fixture
+def files(tmp_path):
+    paths = [tmp_path / name for name in ("train.en", "train.de", "valid.en", "valid.de")]
+    for path, lines in zip(paths, (SRC, TGT, SRC[:3], TGT[:3]), strict=True):
+        path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return paths
+
+
+def tiny_model(data, dropout: float = 0.1) -> EncoderDecoder:
+    size = data.tokenizers.target.vocab_size
+    return EncoderDecoder(ModelConfig(
+        src_vocab_size=size, tgt_vocab_size=size, d_model=16, n_heads=2, d_ff=32,
+        n_encoder_layers=1, n_decoder_layers=1, max_len=64, dropout=dropout,
+    ))  # fmt: skip
+
+
+def validate_with_lowercase_output(files, monkeypatch, lowercase: bool) -> dict[str, float]:
+    """Validation scores of a model that writes each reference, lowercased."""
+    data = prepare_data(*files, vocab_size=300, max_len=64, lowercase=lowercase)
+    task = TranslationTask(tiny_model(data), data, max_tokens=200)
+
+    def oracle(model, tokenizers, sources, **kwargs):
+        return [TGT[SRC.index(s)].lower() for s in sources]
+
+    monkeypatch.setattr(aiayn.translator, "translate_sentences", oracle)
+    return task.validate(task.model)
+
+
+def test_lowercase_data_trains_a_lowercasing_tokenizer(files) -> None:
+    data = prepare_data(*files, vocab_size=300, max_len=64, lowercase=True)
+    assert data.tokenizers.source.lowercases and data.tokenizers.target.lowercases
+    tok = data.tokenizers.target
+    assert data.train[0][1] == tok.encode(TGT[0].lower(), add_eos=False)
+    assert not prepare_data(*files, vocab_size=300, max_len=64).tokenizers.target.lowercases
+
+
+def test_validation_of_a_lowercasing_model_ignores_case(files, monkeypatch) -> None:
+    # The lowercasing model cannot write "Ein"; it is scored against "ein …" references.
+    scores = validate_with_lowercase_output(files, monkeypatch, lowercase=True)
+    assert scores["bleu"] == pytest.approx(100.0) and scores["exact_match"] == 1.0
+    # A case-keeping model writing the same lowercase text is scored against cased references.
+    scores = validate_with_lowercase_output(files, monkeypatch, lowercase=False)
+    assert scores["bleu"] < 90.0 and scores["exact_match"] == 0.0
+
+
+def test_lowercase_and_r_drop_flags_set_their_options() -> None:
+    common = ["train", "--train-src", "a", "--train-tgt", "b", "--valid-src", "c"]
+    common += ["--valid-tgt", "d", "--out", "e"]
+    _, train, data = build_configs(build_parser().parse_args([*common, "--lowercase"]))
+    assert data.lowercase and train.r_drop == 0.0
+    _, train, data = build_configs(build_parser().parse_args([*common, "--r-drop", "5"]))
+    assert not data.lowercase and train.r_drop == 5.0
+
+
+def test_r_drop_runs_each_batch_twice_in_one_forward_in_training_only(files) -> None:
+    data = prepare_data(*files, vocab_size=300, max_len=64)
+    model = tiny_model(data, dropout=0.3)
+    task = TranslationTask(model, data, r_drop=5.0)
+    batch = task.collate(list(range(6)), torch.device("cpu"))
+    rows = []
+    model.register_forward_pre_hook(lambda module, args: rows.append(args[0].shape[0]))
+    torch.manual_seed(7)
+    got = task.loss(model.train(), batch)
+    torch.manual_seed(7)  # the same dropout masks: the loss is R-Drop's of the two halves
+    logits_a, logits_b = model(batch.src.repeat(2, 1), batch.tgt_in.repeat(2, 1)).chunk(2)
+    expected = r_drop_loss(logits_a, logits_b, batch.tgt_out, 0.1, task.pad_id, 5.0)
+    assert rows[0] == 2 * batch.src.shape[0]  # one forward over the batch stacked on itself
+    assert_close(got.loss, expected.loss)
+    assert got.n_tokens == int((batch.tgt_out != task.pad_id).sum())
+    # Evaluation (validation loss) runs the batch once, without the consistency term.
+    plain = label_smoothed_nll(model.eval()(batch.src, batch.tgt_in), batch.tgt_out, 0.1, 0)
+    assert_close(task.loss(model, batch).loss, plain.loss)
+    # Without dropout both passes are the same network: the plain loss exactly.
+    model = tiny_model(data, dropout=0.0)
+    rdrop = TranslationTask(model, data, r_drop=5.0).loss(model.train(), batch)
+    assert_close(rdrop.loss, TranslationTask(model, data).loss(model, batch).loss)
