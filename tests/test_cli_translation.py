@@ -134,6 +134,13 @@ def test_several_models_translate_as_an_ensemble(trained, tmp_path):
     twice = aiayn("translate", "--model", out, out, "--beam", "2", stdin=lines)
     assert twice.returncode == 0, twice.stderr
     assert twice.stdout == alone.stdout  # an ensemble of two copies is the model itself
+    # A checkpoint directory loads with its run's config and tokenizer; the exported model is
+    # the best checkpoint, so both translate alike.
+    best = json.loads((out / "checkpoints" / "best.json").read_text())["step"]
+    checkpoint = out / "checkpoints" / f"step_{best:08d}"
+    proc = aiayn("translate", "--model", checkpoint, "--beam", "2", stdin=lines)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == alone.stdout
     proc = aiayn("evaluate", "--model", out, avg, "--src", data / "test.en",
                  "--ref", data / "test.de", "--beam", "2")  # fmt: skip
     assert proc.returncode == 0, proc.stderr

@@ -16,7 +16,7 @@ import torch
 from aiayn.errors import ConfigError
 from aiayn.models.encoder_decoder import EncoderDecoder
 from aiayn.models.ensemble import Ensemble
-from aiayn.models.serialization import load_pretrained
+from aiayn.models.serialization import load_pretrained, run_dir_of_checkpoint
 from aiayn.tokenizers import TokenizerPair
 
 log = logging.getLogger(__name__)
@@ -27,19 +27,20 @@ ModelDirs = str | os.PathLike | Sequence[str | os.PathLike]  # one model directo
 def load_translator(
     model_dir: ModelDirs, device: str | torch.device = "cpu"
 ) -> tuple[EncoderDecoder | Ensemble, TokenizerPair]:
-    """The model and tokenizers saved in a model directory.
+    """The model and tokenizers saved in a model directory (or a checkpoint directory of a
+    run, RUN/checkpoints/step_N, which uses the run's config and tokenizer).
 
     Several directories load as one `Ensemble` (the mean of their next-token probabilities);
     their models must have been trained with the same tokenizer.
     """
     if isinstance(model_dir, (str, os.PathLike)):
-        return load_pretrained(model_dir, device), TokenizerPair.load(model_dir)
+        return load_pretrained(model_dir, device), _load_tokenizers(model_dir)
     dirs = list(model_dir)
     if not dirs:
         raise ConfigError("no model directory given")
-    tokenizers = TokenizerPair.load(dirs[0])
+    tokenizers = _load_tokenizers(dirs[0])
     for other in dirs[1:]:  # before loading any weights: the cheap check first
-        if not _same_tokenizers(tokenizers, TokenizerPair.load(other)):
+        if not _same_tokenizers(tokenizers, _load_tokenizers(other)):
             raise ConfigError(
                 f"{other}: its tokenizer differs from that of {dirs[0]}; an ensemble's models "
                 "must be trained with one tokenizer (the same tokenizer.json)"
@@ -121,6 +122,10 @@ def translate_sentences(
             outputs[i] = tgt_tok.decode(tokens)
     model.train(was_training)
     return outputs
+
+
+def _load_tokenizers(model_dir: str | os.PathLike) -> TokenizerPair:
+    return TokenizerPair.load(run_dir_of_checkpoint(model_dir) or model_dir)
 
 
 def _same_tokenizers(a: TokenizerPair, b: TokenizerPair) -> bool:

@@ -54,8 +54,9 @@ def _model_flag(p: argparse.ArgumentParser) -> None:
         "--model",
         required=True,
         nargs="+",
-        help="model directory written by `aiayn train`; several directories (models trained "
-        "with one tokenizer) decode as an ensemble: the mean of their next-token probabilities",
+        help="model directory written by `aiayn train`, or one of its checkpoints "
+        "(RUN/checkpoints/step_N); several (trained with one tokenizer) decode as an "
+        "ensemble: the mean of their next-token probabilities",
     )
 
 

@@ -1,6 +1,8 @@
 """Model directories: `config.json` (with schema version) + `model.safetensors`.
 
-Loading never unpickles code: weights are safetensors, the config is JSON. Writes go to a
+Loading never unpickles code: weights are safetensors, the config is JSON. A checkpoint
+directory of a training run (`RUN/checkpoints/step_N`) holds weights only and loads with the
+run's config (see `run_dir_of_checkpoint`). Writes go to a
 temporary file first and are renamed into place, so an interrupted save leaves the previous
 files intact.
 """
@@ -33,14 +35,32 @@ def save_pretrained(model: EncoderDecoder, directory: str | os.PathLike) -> Path
     return directory
 
 
+def run_dir_of_checkpoint(directory: str | os.PathLike) -> Path | None:
+    """The run directory whose config and tokenizer a checkpoint directory uses, or None.
+
+    `aiayn train` writes RUN/config.json, RUN/tokenizer.json and, per checkpoint,
+    RUN/checkpoints/step_N/model.safetensors; a directory with its own config is no checkpoint.
+    """
+    directory = Path(directory)
+    run_dir = directory.parent.parent
+    if (
+        not (directory / CONFIG_NAME).exists()
+        and directory.parent.name == "checkpoints"
+        and (run_dir / CONFIG_NAME).is_file()
+    ):
+        return run_dir
+    return None
+
+
 def load_pretrained(
     directory: str | os.PathLike, device: str | torch.device = "cpu"
 ) -> EncoderDecoder:
-    """Rebuild the model saved in `directory` by `save_pretrained`, in eval mode."""
+    """Rebuild the model saved in `directory` by `save_pretrained` (or a run's checkpoint
+    directory), in eval mode."""
     directory = Path(directory)
     if not directory.is_dir():
         raise ConfigError(f"{directory}: no such model directory")
-    config = ModelConfig.load(directory / CONFIG_NAME)
+    config = ModelConfig.load((run_dir_of_checkpoint(directory) or directory) / CONFIG_NAME)
     weights = directory / WEIGHTS_NAME
     if not weights.is_file():
         raise ConfigError(f"{weights}: weights file missing; was the model saved completely?")
