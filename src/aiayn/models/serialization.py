@@ -1,10 +1,9 @@
 """Model directories: `config.json` (with schema version) + `model.safetensors`.
 
-Loading never unpickles code: weights are safetensors, the config is JSON. A checkpoint
-directory of a training run (`RUN/checkpoints/step_N`) holds weights only and loads with the
-run's config (see `run_dir_of_checkpoint`). Writes go to a
+Loading never unpickles code: weights are safetensors, the config is JSON. Writes go to a
 temporary file first and are renamed into place, so an interrupted save leaves the previous
-files intact.
+files intact. A checkpoint directory of a training run (`RUN/checkpoints/step_N`) holds
+weights only and loads with the run's config (see `run_dir_of_checkpoint`).
 """
 
 from __future__ import annotations

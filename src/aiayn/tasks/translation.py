@@ -123,10 +123,9 @@ class TranslationTask:
         r_drop: float = 0.0,
     ) -> None:
         self.model = model
-        self.r_drop = r_drop
         self.data = data
         self.max_tokens, self.max_sentences = max_tokens, max_sentences
-        self.label_smoothing, self.seed = label_smoothing, seed
+        self.label_smoothing, self.r_drop, self.seed = label_smoothing, r_drop, seed
         self.valid_beam, self.valid_bleu_sentences = valid_beam, valid_bleu_sentences
         self.pad_id = model.config.pad_id
         self._valid_batches: list[list[int]] | None = None

@@ -23,7 +23,11 @@ def label_smoothed_nll(logits: Tensor, target: Tensor, epsilon: float, pad_id: i
     Shape: logits (B, T, V) any float dtype, target (B, T) long -> sums (scalars).
     Log-probabilities are computed in fp32 even under bf16 autocast.
     """
-    lprobs = logits.float().log_softmax(dim=-1)  # (B, T, V)
+    return _smoothed_nll(logits.float().log_softmax(dim=-1), target, epsilon, pad_id)
+
+
+def _smoothed_nll(lprobs: Tensor, target: Tensor, epsilon: float, pad_id: int) -> LossOutput:
+    """`label_smoothed_nll` from log-probabilities (B, T, V) fp32."""
     nll = -lprobs.gather(-1, target.unsqueeze(-1)).squeeze(-1)  # (B, T)
     smooth = -lprobs.mean(dim=-1)  # (B, T): cross-entropy against the uniform distribution
     real = target != pad_id  # (B, T)
@@ -46,10 +50,10 @@ def r_drop_loss(
 
     Shape: logits_a, logits_b (B, T, V), target (B, T) long -> sums (scalars).
     """
-    a = label_smoothed_nll(logits_a, target, epsilon, pad_id)
-    b = label_smoothed_nll(logits_b, target, epsilon, pad_id)
     lp_a = logits_a.float().log_softmax(dim=-1)  # (B, T, V)
     lp_b = logits_b.float().log_softmax(dim=-1)
+    a = _smoothed_nll(lp_a, target, epsilon, pad_id)
+    b = _smoothed_nll(lp_b, target, epsilon, pad_id)
     # KL(p‖q) + KL(q‖p) = Σ_v (p − q)(log p − log q), one pass over the vocabulary.
     sym_kl = ((lp_a.exp() - lp_b.exp()) * (lp_a - lp_b)).sum(dim=-1)  # (B, T)
     sym_kl = sym_kl.masked_fill(target == pad_id, 0.0).sum()
