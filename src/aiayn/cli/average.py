@@ -27,13 +27,18 @@ def add_parser(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from aiayn.train.checkpoint import WEIGHTS, average_checkpoints, list_checkpoints
+    from aiayn.train.checkpoint import (
+        CHECKPOINTS_DIR,
+        WEIGHTS,
+        average_checkpoints,
+        list_checkpoints,
+    )
 
     run_dir, out = Path(args.run_dir), Path(args.out)
-    found = list_checkpoints(run_dir / "checkpoints")
+    found = list_checkpoints(run_dir / CHECKPOINTS_DIR)
     if args.last < 1 or len(found) < args.last:
         raise ConfigError(
-            f"{run_dir / 'checkpoints'} holds {len(found)} checkpoints; "
+            f"{run_dir / CHECKPOINTS_DIR} holds {len(found)} checkpoints; "
             f"--last must be 1..{len(found)}"
         )
     chosen = found[-args.last :]

@@ -22,6 +22,7 @@ from aiayn.models.encoder_decoder import EncoderDecoder
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
+CHECKPOINTS_DIR = "checkpoints"  # a training run's checkpoints: RUN/checkpoints/step_N
 
 
 def save_pretrained(model: EncoderDecoder, directory: str | os.PathLike) -> Path:
@@ -44,7 +45,7 @@ def run_dir_of_checkpoint(directory: str | os.PathLike) -> Path | None:
     run_dir = directory.parent.parent
     if (
         not (directory / CONFIG_NAME).exists()
-        and directory.parent.name == "checkpoints"
+        and directory.parent.name == CHECKPOINTS_DIR
         and (run_dir / CONFIG_NAME).is_file()
     ):
         return run_dir

@@ -31,6 +31,7 @@ from torch import nn
 
 from aiayn.errors import ConfigError
 from aiayn.io import atomic_path, atomic_write_text
+from aiayn.models.serialization import CHECKPOINTS_DIR
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +65,7 @@ def list_checkpoints(directory: Path) -> list[Checkpoint]:
 def check_run_dir(out_dir: Path, resume: bool) -> list[Checkpoint]:
     """The checkpoints of the run in `out_dir`, after checking they fit the request: resuming
     needs at least one; a fresh run must not overwrite another run's."""
-    found = list_checkpoints(out_dir / "checkpoints")
+    found = list_checkpoints(out_dir / CHECKPOINTS_DIR)
     if resume and not found:
         raise ConfigError(f"{out_dir}: no checkpoint to resume from; drop --resume to start afresh")
     if not resume and found:

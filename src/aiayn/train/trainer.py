@@ -107,7 +107,7 @@ class Trainer:
         self.config = config
         self.task = task
         self.out_dir = Path(out_dir)
-        self.ckpt_dir = self.out_dir / "checkpoints"
+        self.ckpt_dir = self.out_dir / ckpt.CHECKPOINTS_DIR
         self.device = _pick_device(config.device)
         self.dist = dist_utils.init_distributed(self.device)
         if self.dist.enabled and self.device.type == "cuda":
