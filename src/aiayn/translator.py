@@ -31,13 +31,15 @@ def load_translator(
     run, RUN/checkpoints/step_N, which uses the run's config and tokenizer).
 
     Several directories load as one `Ensemble` (the mean of their next-token probabilities);
-    their models must have been trained with the same tokenizer.
+    their models must have been trained with the same tokenizer. A list of one is that one.
     """
     if isinstance(model_dir, (str, os.PathLike)):
         return load_pretrained(model_dir, device), _load_tokenizers(model_dir)
     dirs = list(model_dir)
     if not dirs:
         raise ConfigError("no model directory given")
+    if len(dirs) == 1:
+        return load_translator(dirs[0], device)
     tokenizers = _load_tokenizers(dirs[0])
     for other in dirs[1:]:  # before loading any weights: the cheap check first
         if not _same_tokenizers(tokenizers, _load_tokenizers(other)):
@@ -45,8 +47,7 @@ def load_translator(
                 f"{other}: its tokenizer differs from that of {dirs[0]}; an ensemble's models "
                 "must be trained with one tokenizer (the same tokenizer.json)"
             )
-    models = [load_pretrained(d, device) for d in dirs]
-    return (models[0] if len(models) == 1 else Ensemble(models)), tokenizers
+    return Ensemble([load_pretrained(d, device) for d in dirs]), tokenizers
 
 
 def translate(

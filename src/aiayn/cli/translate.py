@@ -74,11 +74,6 @@ def _decoding_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="cpu", help="cpu, cuda, … (default: cpu)")
 
 
-def _models(args: argparse.Namespace) -> str | list[str]:
-    """One model directory as itself, several as a list (an ensemble)."""
-    return args.model[0] if len(args.model) == 1 else args.model
-
-
 def _read_lines(path: str | None) -> list[str]:
     if path is None:
         text = sys.stdin.read()
@@ -100,7 +95,7 @@ def run_translate(args: argparse.Namespace) -> int:
 
     lines = _read_lines(args.input)
     outputs = translate(
-        _models(args), lines, beam=args.beam, alpha=args.alpha, device=args.device,
+        args.model, lines, beam=args.beam, alpha=args.alpha, device=args.device,
         batch_size=args.batch_size,
     )  # fmt: skip
     if args.output:
@@ -122,7 +117,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
         )
     start = time.perf_counter()
     hyps = translate(
-        _models(args), src, beam=args.beam, alpha=args.alpha, device=args.device,
+        args.model, src, beam=args.beam, alpha=args.alpha, device=args.device,
         batch_size=args.batch_size,
     )  # fmt: skip
     seconds = time.perf_counter() - start
