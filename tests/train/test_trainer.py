@@ -140,3 +140,33 @@ def test_cosine_over_minutes_anneals_at_the_deadline_and_resumes_on_the_run_cloc
     assert second.steps == pytest.approx(2 * first.steps, abs=2)  # the other half minute
     minutes = [r["minutes"] for r in records(out, "valid")]  # at each stop: the run's clock
     assert minutes[0] == pytest.approx(0.5, abs=0.05) and minutes[1] == pytest.approx(1, abs=0.05)
+
+
+@pytest.mark.parametrize("compiler_works", [True, False], ids=["compiles", "compiler-fails"])
+def test_compile_trains_as_eager_and_falls_back_when_the_compiler_fails(
+    number_data, tmp_path, monkeypatch, compiler_works
+):
+    """--compile goes through torch.compile; a compiler that fails at the first forward (as a
+    missing C++ toolchain does, lazily) leaves an eager run with the same losses, not a crash.
+    The backends here are cheap stand-ins for inductor, which takes minutes on 2 cores."""
+    compiled_graphs = []
+
+    def backend(graph_module, example_inputs):
+        compiled_graphs.append(graph_module)
+        if not compiler_works:
+            raise RuntimeError("no C++ compiler found")
+        return graph_module.forward
+
+    real_compile = torch.compile
+    monkeypatch.setattr(torch, "compile", lambda model: real_compile(model, backend=backend))
+    torch._dynamo.reset()
+    with torch._dynamo.config.patch(suppress_errors=False):  # the Trainer's to set; restored
+        train(number_data, tmp_path / "compiled", compile=True, max_steps=4, valid_every=4)
+    torch._dynamo.reset()
+    train(number_data, tmp_path / "eager", max_steps=4, valid_every=4)
+
+    assert compiled_graphs  # the model did go through the compiler
+    compiled = [r["loss"] for r in records(tmp_path / "compiled", "train")]
+    eager = [r["loss"] for r in records(tmp_path / "eager", "train")]
+    assert len(compiled) == 4
+    assert compiled == pytest.approx(eager, rel=1e-5)

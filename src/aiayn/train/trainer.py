@@ -381,9 +381,13 @@ class Trainer:
     def _wrap(self, model: nn.Module) -> nn.Module:
         wrapped = model
         if self.config.compile:
+            # torch.compile is lazy: a missing C++ compiler or an unsupported op fails at the
+            # first forward, not here. Dynamo then runs that frame eagerly (and warns) instead
+            # of ending the run.
+            torch._dynamo.config.suppress_errors = True
             try:
                 wrapped = torch.compile(model)
-            except Exception as err:  # no compiler toolchain, unsupported platform, …
+            except Exception as err:  # a platform torch.compile refuses outright
                 log.warning("torch.compile unavailable (%s); training eagerly", err)
         if self.dist.enabled:
             from torch.nn.parallel import DistributedDataParallel
