@@ -31,11 +31,13 @@ from torch import nn
 
 from aiayn.errors import ConfigError
 from aiayn.io import atomic_path, atomic_write_text
-from aiayn.models.serialization import CHECKPOINTS_DIR
+from aiayn.models.serialization import CHECKPOINTS_DIR, WEIGHTS_NAME
 
 log = logging.getLogger(__name__)
 
-WEIGHTS = "model.safetensors"
+# The model directory's file name, so a checkpoint directory loads as a model
+# (serialization.run_dir_of_checkpoint) and averaging writes straight into a model directory.
+WEIGHTS = WEIGHTS_NAME
 STATE = "training_state.pt"
 META = "meta.json"
 _STEP_DIR = re.compile(r"^step_(\d+)$")
