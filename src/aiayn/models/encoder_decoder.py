@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from torch import Tensor, nn
 
 from aiayn.config import ModelConfig
+from aiayn.nn.dropout import Dropout
 from aiayn.nn.embeddings import OutputProjection, TokenEmbedding
 from aiayn.nn.kv_cache import DecoderCache
 from aiayn.nn.layers import DecoderLayer, EncoderLayer, LayerSpec
@@ -43,7 +44,7 @@ class Encoder(nn.Module):
         super().__init__()
         self.embed = embed
         self.positional = build_positional(cfg.positional, cfg.d_model, cfg.n_heads, cfg.max_len)
-        self.dropout = nn.Dropout(cfg.dropout)  # §5.4: on the sums of embeddings and positions
+        self.dropout = Dropout(cfg.dropout)  # §5.4: on the sums of embeddings and positions
         self.layers = nn.ModuleList(
             EncoderLayer(layer_spec(cfg)) for _ in range(cfg.n_encoder_layers)
         )
@@ -75,7 +76,7 @@ class Decoder(nn.Module):
         super().__init__()
         self.embed = embed
         self.positional = build_positional(cfg.positional, cfg.d_model, cfg.n_heads, cfg.max_len)
-        self.dropout = nn.Dropout(cfg.dropout)
+        self.dropout = Dropout(cfg.dropout)
         self.layers = nn.ModuleList(
             DecoderLayer(layer_spec(cfg)) for _ in range(cfg.n_decoder_layers)
         )

@@ -1,6 +1,7 @@
 """Transformer building blocks with no task knowledge (masks, attention, positions, layers)."""
 
 from aiayn.nn.attention import MultiHeadAttention, scaled_dot_product_attention
+from aiayn.nn.dropout import Dropout, dropout
 from aiayn.nn.embeddings import OutputProjection, TokenEmbedding
 from aiayn.nn.feed_forward import PositionwiseFeedForward
 from aiayn.nn.kv_cache import DecoderCache, KVCache, StaticKV
@@ -20,6 +21,7 @@ from aiayn.nn.trace import record, shape_trace
 __all__ = [
     "DecoderCache",
     "DecoderLayer",
+    "Dropout",
     "EncoderLayer",
     "KVCache",
     "LayerSpec",
@@ -37,6 +39,7 @@ __all__ = [
     "causal_mask",
     "combine",
     "decoder_self_mask",
+    "dropout",
     "lengths_mask",
     "padding_mask",
     "record",

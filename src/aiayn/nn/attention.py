@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from aiayn.nn.dropout import dropout
 from aiayn.nn.masks import combine, to_additive
 from aiayn.nn.sliding_window import band_mask, sliding_window_attention
 from aiayn.nn.trace import record
@@ -91,7 +92,7 @@ def scaled_dot_product_attention(
     weights = scores.softmax(dim=-1)  # (B, H, T, S)
     record("weights softmax(scores)", weights)
     if dropout_p > 0.0:
-        weights = F.dropout(weights, p=dropout_p)
+        weights = dropout(weights, dropout_p)
     out = weights @ v  # (B, H, T, Dh)
     record("weights · V", out)
     return out, (weights if need_weights else None)

@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from aiayn.nn.dropout import dropout
 from aiayn.nn.trace import record
 
 
@@ -130,7 +131,7 @@ def sliding_window_attention(
     weights = weights.masked_fill(~allowed, 0.0)
     record("local weights softmax(scores)", weights)
     if dropout_p > 0.0:
-        weights = F.dropout(weights, p=dropout_p)
+        weights = dropout(weights, dropout_p)
 
     out = weights @ vb  # (B, H, N, b, Dv)
     out = out.reshape(B, H, T_pad, -1)[:, :, :T]  # (B, H, T, Dv)
