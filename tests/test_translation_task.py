@@ -1,5 +1,5 @@
 """TranslationTask options: lowercased data (a lowercasing tokenizer, validation BLEU scored
-without case) and the R-Drop loss."""
+without case), the R-Drop loss and token dropout."""
 
 import pytest
 import torch
@@ -8,7 +8,8 @@ from torch.testing import assert_close
 import aiayn.translator
 from aiayn.cli import build_parser
 from aiayn.cli.train import build_configs
-from aiayn.config import ModelConfig
+from aiayn.config import ModelConfig, TrainConfig
+from aiayn.errors import ConfigError
 from aiayn.models.encoder_decoder import EncoderDecoder
 from aiayn.tasks.translation import TranslationTask, prepare_data
 from aiayn.train.loss import label_smoothed_nll, r_drop_loss
@@ -68,7 +69,35 @@ def test_lowercase_and_r_drop_flags_set_their_options() -> None:
     _, train, data = build_configs(build_parser().parse_args([*common, "--lowercase"]))
     assert data.lowercase and train.r_drop == 0.0
     _, train, data = build_configs(build_parser().parse_args([*common, "--r-drop", "5"]))
-    assert not data.lowercase and train.r_drop == 5.0
+    assert not data.lowercase and train.r_drop == 5.0 and train.token_dropout == 0.0
+    _, train, _ = build_configs(build_parser().parse_args([*common, "--token-dropout", "0.1"]))
+    assert train.token_dropout == 0.1
+
+
+def test_token_dropout_hides_input_tokens_of_training_batches_only(files) -> None:
+    data = prepare_data(*files, vocab_size=300, max_len=64)
+    task = TranslationTask(tiny_model(data), data, token_dropout=0.5)
+    indices = list(range(len(data.train)))
+    plain = task._collate([data.train[i] for i in indices])
+    torch.manual_seed(3)
+    noisy = task.collate(indices, torch.device("cpu"))
+    unk = data.tokenizers.source.unk_id
+    assert torch.equal(noisy.tgt_out, plain.tgt_out)  # the loss still scores the reference
+    for got, clean in ((noisy.src, plain.src), (noisy.tgt_in, plain.tgt_in)):
+        changed = got != clean
+        assert (got[changed] == unk).all()
+        specials = (clean == task.pad_id) | (clean == task.bos_id) | (clean == task.eos_id)
+        assert not changed[specials].any()  # padding, <s> and </s> are never hidden
+        rate = changed[~specials & (clean != unk)].float().mean().item()
+        assert 0.3 < rate < 0.7, rate
+    torch.manual_seed(3)  # the same seed hides the same tokens
+    assert torch.equal(task.collate(indices, torch.device("cpu")).src, noisy.src)
+    # off by default
+    assert torch.equal(
+        TranslationTask(tiny_model(data), data).collate(indices, "cpu").src, plain.src
+    )
+    with pytest.raises(ConfigError, match="'token_dropout'"):
+        TrainConfig(token_dropout=1.0)
 
 
 def test_r_drop_runs_each_batch_twice_in_one_forward_in_training_only(files) -> None:

@@ -174,6 +174,9 @@ class TrainConfig:
     # R-Drop (not in the paper): weight α of the KL between two dropout passes of each batch;
     # 0 = off. Each step then costs about twice as much (the batch runs twice).
     r_drop: float = 0.0
+    # Token dropout (not in the paper): each input token of a training batch, source and
+    # decoder input, becomes <unk> with this probability (aiayn.data.token_dropout); 0 = off.
+    token_dropout: float = 0.0
     # batching (§5.1): ~25k source + 25k target tokens per step, reached via accumulation
     max_tokens: int = 4096  # per micro-batch, padded size of the larger side
     max_sentences: int | None = None
@@ -218,6 +221,8 @@ class TrainConfig:
             raise bad("label_smoothing", "must be in [0, 1)")
         if self.r_drop < 0.0:
             raise bad("r_drop", "must be >= 0 (0 = off)")
+        if not 0.0 <= self.token_dropout < 1.0:
+            raise bad("token_dropout", "must be in [0, 1) (0 = off)")
         if self.schedule not in Schedule.__args__:
             raise bad("schedule", f"must be one of {', '.join(Schedule.__args__)}")
         if self.decay_minutes is not None and self.schedule != "cosine":

@@ -21,6 +21,7 @@ from torch import nn
 
 from aiayn.data.batching import Batch, TokenBatchSampler, collate_pairs, pair_lengths
 from aiayn.data.parallel import ReadStats, filter_by_length, read_parallel
+from aiayn.data.token_dropout import drop_tokens
 from aiayn.errors import ConfigError
 from aiayn.models.encoder_decoder import EncoderDecoder
 from aiayn.models.serialization import save_pretrained
@@ -121,11 +122,13 @@ class TranslationTask:
         valid_beam: int = 1,
         valid_bleu_sentences: int | None = None,
         r_drop: float = 0.0,
+        token_dropout: float = 0.0,
     ) -> None:
         self.model = model
         self.data = data
         self.max_tokens, self.max_sentences = max_tokens, max_sentences
         self.label_smoothing, self.r_drop, self.seed = label_smoothing, r_drop, seed
+        self.token_dropout = token_dropout
         self.valid_beam, self.valid_bleu_sentences = valid_beam, valid_bleu_sentences
         self.pad_id = model.config.pad_id
         self._valid_batches: list[list[int]] | None = None
@@ -146,8 +149,17 @@ class TranslationTask:
         )
 
     def collate(self, indices: list[int], device: torch.device) -> Batch:
-        pairs = [self.data.train[i] for i in indices]
-        return self._collate(pairs).to(device)
+        """A training batch: token dropout (if on) hides some input tokens, never targets."""
+        batch = self._collate([self.data.train[i] for i in indices])
+        if self.token_dropout > 0:
+            specials = (self.pad_id, self.bos_id, self.eos_id)
+            tokenizers, p = self.data.tokenizers, self.token_dropout
+            batch = Batch(
+                drop_tokens(batch.src, p, tokenizers.source.unk_id, specials),  # (B, S)
+                drop_tokens(batch.tgt_in, p, tokenizers.target.unk_id, specials),  # (B, T)
+                batch.tgt_out,
+            )
+        return batch.to(device)
 
     def loss(self, model: nn.Module, batch: Batch) -> LossOutput:
         if self.r_drop > 0 and model.training:
@@ -294,6 +306,7 @@ def train_translation(
         max_sentences=train_config.max_sentences,
         label_smoothing=train_config.label_smoothing,
         r_drop=train_config.r_drop,
+        token_dropout=train_config.token_dropout,
         seed=train_config.seed,
         valid_beam=data_options.valid_beam,
         valid_bleu_sentences=data_options.valid_bleu_sentences,
