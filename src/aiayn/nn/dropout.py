@@ -7,9 +7,9 @@ Why not `torch.nn.Dropout` on a CPU: torch draws the CPU mask with `bernoulli_`,
 number per element turned into a float and compared with p. On the Multi30k model's bf16
 training step those masks were a quarter of the step's time (docs/benchmarks.md). Here each
 64-bit draw of the same generator gives four independent 16-bit integers, and an element is
-kept when its integer is at least round(p · 2¹⁶): the same Bernoulli mask at a quarter of the
-random draws, with p rounded to a multiple of 1/65,536 and the scale set from that rounded p,
-so the expectation stays exact. Masks come from torch's default generator, so
+kept when its integer is at least round(p · 2¹⁶): the same Bernoulli mask from half the
+generator's output and integer compares, with p rounded to a multiple of 1/65,536 and the
+scale set from that rounded p, so the expectation stays exact. Masks come from torch's default generator, so
 `torch.manual_seed` and saved RNG states reproduce them. On other devices (CUDA's fused Philox
 kernel is already fast) this is `F.dropout`.
 """
@@ -44,7 +44,9 @@ def dropout(x: Tensor, p: float, training: bool = True) -> Tensor:
     draws = bits.view(torch.int16)[:n].view(x.shape)  # uniform on [-32768, 32767]
     keep = draws >= drop - _LEVELS // 2  # P(keep) = (65536 - drop) / 65536
     scale = _LEVELS / (_LEVELS - drop)  # 1 / (1 - p) for the rounded p: E[output] = x exactly
-    return x * keep.to(x.dtype).mul_(scale)
+    # Scaling after masking rounds each element once, in x's dtype; a bf16 copy of the scale
+    # would round 1 / (1 - p) itself and bias every element the same way.
+    return (x * keep).mul_(scale)
 
 
 class Dropout(nn.Module):
