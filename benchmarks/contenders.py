@@ -18,6 +18,7 @@ from torch import Tensor, nn
 
 from aiayn.config import ModelConfig
 from aiayn.models import EncoderDecoder
+from aiayn.nn.dropout import Dropout
 from aiayn.nn.positional import sinusoid_table
 
 PAD, BOS, EOS = 0, 1, 2
@@ -74,6 +75,16 @@ SIZES = {
 
 def aiayn_model(dims: Dims, attention_impl: str = "auto") -> tuple[nn.Module, Forward]:
     model = EncoderDecoder(dims.model_config(attention_impl=attention_impl)).train()
+    return model, model
+
+
+def aiayn_torch_dropout_model(dims: Dims) -> tuple[nn.Module, Forward]:
+    """aiayn with `torch.nn.Dropout` in place of `aiayn.nn.Dropout`: what the CPU mask buys."""
+    model, _ = aiayn_model(dims)
+    for module in list(model.modules()):
+        for name, child in module.named_children():
+            if isinstance(child, Dropout):
+                setattr(module, name, nn.Dropout(child.p))
     return model, model
 
 
@@ -137,6 +148,7 @@ TRAINING_CONTENDERS: dict[str, Callable[[Dims], tuple[nn.Module, Forward]]] = {
     "aiayn": aiayn_model,
     "aiayn_sdpa": lambda dims: aiayn_model(dims, "sdpa"),
     "aiayn_math": lambda dims: aiayn_model(dims, "math"),
+    "aiayn_torch_dropout": aiayn_torch_dropout_model,
     "hf_marian": marian_model,
     "torch_transformer": torch_model,
 }

@@ -142,6 +142,7 @@ def _optimization_variants(args: argparse.Namespace) -> dict[str, dict]:
         "per-parameter Adam": {"optimizer": "loop"},
         "SDPA attention": {"contender": "aiayn_sdpa"},
         "math attention": {"contender": "aiayn_math"},
+        "torch.nn.Dropout (vs aiayn's CPU mask)": {"contender": "aiayn_torch_dropout"},
         "no transparent huge pages": {"thp": False},
         "keep freed memory (the Trainer's malloc setting)": {"keep_freed": True},
     }

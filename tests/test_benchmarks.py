@@ -9,7 +9,8 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from aiayn.decode.search import generate
-from benchmarks.contenders import BOS, EOS, SIZES, aiayn_model
+from aiayn.nn.dropout import Dropout
+from benchmarks.contenders import BOS, EOS, SIZES, aiayn_model, aiayn_torch_dropout_model
 from benchmarks.run import TABLE_HEADER
 from benchmarks.translation import decode_flops
 
@@ -38,7 +39,9 @@ def test_smoke_run_measures_every_contender_and_records_a_row(tmp_path):
         assert set(by_name) == {"aiayn", "hf_marian", "ctranslate2"}
         assert all(r["tokens_per_s"] > 0 for r in by_name.values())
     assert all(isinstance(v, float) for v in tiny["ratios"].values())
-    assert len(tiny["optimizations_bf16"]) >= 6
+    optimizations = tiny["optimizations_bf16"]
+    assert len(optimizations) >= 7
+    assert optimizations["torch.nn.Dropout (vs aiayn's CPU mask)"]["tokens_per_s"] > 0
     assert set(tiny["optimizations_beam4_fp32"]) == {"default", "sdpa"}
     for by_impl in report["attention"]["by_seq_len"].values():
         assert set(by_impl) == {"math", "sdpa", "window"}
@@ -86,3 +89,12 @@ def test_allocator_benchmark_times_both_settings_on_changing_shapes():
     assert set(report["results"]) == {"glibc default", "keep freed memory"}
     assert all(r["tokens_per_s"] > 0 for r in report["results"].values())
     assert report["speedup"] > 0
+
+
+def test_the_torch_dropout_contender_is_aiayn_with_every_dropout_swapped():
+    ours, _ = aiayn_model(SIZES["tiny"])
+    swapped, _ = aiayn_torch_dropout_model(SIZES["tiny"])
+    n_ours = sum(isinstance(m, Dropout) for m in ours.modules())
+    assert n_ours > 0 and not any(isinstance(m, Dropout) for m in swapped.modules())
+    torch_dropouts = [m for m in swapped.modules() if isinstance(m, torch.nn.Dropout)]
+    assert len(torch_dropouts) == n_ours and all(m.p == 0.1 for m in torch_dropouts)

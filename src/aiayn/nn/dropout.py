@@ -9,9 +9,9 @@ training step those masks were a quarter of the step's time (docs/benchmarks.md)
 64-bit draw of the same generator gives four independent 16-bit integers, and an element is
 kept when its integer is at least round(p · 2¹⁶): the same Bernoulli mask from half the
 generator's output and integer compares, with p rounded to a multiple of 1/65,536 and the
-scale set from that rounded p, so the expectation stays exact. Masks come from torch's default generator, so
-`torch.manual_seed` and saved RNG states reproduce them. On other devices (CUDA's fused Philox
-kernel is already fast) this is `F.dropout`.
+scale set from that rounded p, so the expectation stays exact. Masks come from torch's
+default generator, so `torch.manual_seed` and saved RNG states reproduce them. On other
+devices (CUDA's fused Philox kernel is already fast) this is `F.dropout`.
 """
 
 from __future__ import annotations
