@@ -152,8 +152,9 @@ class TranslationTask:
         """A training batch: token dropout (if on) hides some input tokens, never targets."""
         batch = self._collate([self.data.train[i] for i in indices])
         if self.token_dropout > 0:
-            specials = (self.pad_id, self.bos_id, self.eos_id)
             tokenizers, p = self.data.tokenizers, self.token_dropout
+            # the source's own </s> too: separate vocabularies need not share special ids
+            specials = {self.pad_id, self.bos_id, self.eos_id, tokenizers.source.eos_id}
             batch = Batch(
                 drop_tokens(batch.src, p, tokenizers.source.unk_id, specials),  # (B, S)
                 drop_tokens(batch.tgt_in, p, tokenizers.target.unk_id, specials),  # (B, T)
