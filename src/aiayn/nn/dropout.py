@@ -23,13 +23,17 @@ from torch import Tensor, nn
 _LEVELS = 1 << 16  # a 16-bit draw takes one of 65,536 values
 
 
+def _check_probability(p: float) -> None:
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"dropout probability must be in [0, 1], got {p}")
+
+
 def dropout(x: Tensor, p: float, training: bool = True) -> Tensor:
     """Zero each element of `x` with probability `p`, scale the rest by 1 / (1 − p).
 
     Shape: any -> the same. Gradients flow through the kept elements with the same scale.
     """
-    if not 0.0 <= p <= 1.0:
-        raise ValueError(f"dropout probability must be in [0, 1], got {p}")
+    _check_probability(p)
     if not training or p == 0.0:
         return x
     if x.device.type != "cpu":
@@ -54,8 +58,7 @@ class Dropout(nn.Module):
 
     def __init__(self, p: float = 0.5) -> None:
         super().__init__()
-        if not 0.0 <= p <= 1.0:
-            raise ValueError(f"dropout probability must be in [0, 1], got {p}")
+        _check_probability(p)  # at construction, not at the first forward
         self.p = p
 
     def forward(self, x: Tensor) -> Tensor:
