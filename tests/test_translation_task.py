@@ -1,5 +1,5 @@
 """TranslationTask options: lowercased data (a lowercasing tokenizer, validation BLEU scored
-without case), the R-Drop loss and token dropout."""
+without case), the R-Drop loss, token dropout and BPE-dropout."""
 
 import pytest
 import torch
@@ -27,10 +27,11 @@ def files(tmp_path):
 
 
 def tiny_model(data, dropout: float = 0.1) -> EncoderDecoder:
-    size = data.tokenizers.target.vocab_size
+    tokenizers = data.tokenizers
     return EncoderDecoder(ModelConfig(
-        src_vocab_size=size, tgt_vocab_size=size, d_model=16, n_heads=2, d_ff=32,
-        n_encoder_layers=1, n_decoder_layers=1, max_len=64, dropout=dropout,
+        src_vocab_size=tokenizers.source.vocab_size, tgt_vocab_size=tokenizers.target.vocab_size,
+        tie_embeddings="all" if tokenizers.is_shared else "decoder", d_model=16, n_heads=2,
+        d_ff=32, n_encoder_layers=1, n_decoder_layers=1, max_len=64, dropout=dropout,
     ))  # fmt: skip
 
 
@@ -71,7 +72,9 @@ def test_lowercase_and_r_drop_flags_set_their_options() -> None:
     _, train, data = build_configs(build_parser().parse_args([*common, "--r-drop", "5"]))
     assert not data.lowercase and train.r_drop == 5.0 and train.token_dropout == 0.0
     _, train, _ = build_configs(build_parser().parse_args([*common, "--token-dropout", "0.1"]))
-    assert train.token_dropout == 0.1
+    assert train.token_dropout == 0.1 and train.bpe_dropout == 0.0
+    _, train, _ = build_configs(build_parser().parse_args([*common, "--bpe-dropout", "0.1"]))
+    assert train.bpe_dropout == 0.1 and train.token_dropout == 0.0
 
 
 def test_token_dropout_hides_input_tokens_of_training_batches_only(files) -> None:
@@ -122,3 +125,48 @@ def test_r_drop_runs_each_batch_twice_in_one_forward_in_training_only(files) -> 
     model = tiny_model(data, dropout=0.0)
     rdrop = TranslationTask(model, data, r_drop=5.0).loss(model.train(), batch)
     assert_close(rdrop.loss, TranslationTask(model, data).loss(model, batch).loss)
+
+
+@pytest.mark.parametrize("joint", [True, False])
+def test_bpe_dropout_resegments_training_text_without_changing_it(files, joint) -> None:
+    data = prepare_data(*files, vocab_size=300, max_len=64, joint=joint)
+    task = TranslationTask(tiny_model(data), data, bpe_dropout=0.3)
+    indices = list(range(len(data.train)))
+    plain = task._collate([data.train[i] for i in indices])
+    batch = task.collate(indices, torch.device("cpu"))
+    src_tok, tgt_tok = data.tokenizers.source, data.tokenizers.target
+    # the same sentences, with more and different pieces, in the same order
+    assert src_tok.decode_batch(batch.src) == src_tok.decode_batch(plain.src)
+    assert tgt_tok.decode_batch(batch.tgt_out) == tgt_tok.decode_batch(plain.tgt_out)
+    assert batch.src.shape[1] > plain.src.shape[1] and not torch.equal(
+        batch.src[:, :5], plain.src[:, :5]
+    )
+    real = batch.src != task.pad_id
+    last = real.sum(1) - 1  # the source still ends with </s>, and </s> appears nowhere else
+    assert (batch.src[torch.arange(len(last)), last] == src_tok.eos_id).all()
+    assert int((batch.src == src_tok.eos_id).sum()) == len(last)
+    # decoder input and target are the same segmentation, shifted by one
+    assert torch.equal(batch.tgt_in[:, 1:], batch.tgt_out[:, :-1].masked_fill(
+        batch.tgt_out[:, :-1] == task.eos_id, task.pad_id))  # fmt: skip
+    # validation is never resegmented
+    assert task._collate([data.valid[0]]).src.tolist()[0] == data.valid[0][0]
+
+
+def test_bpe_dropout_keeps_the_plain_pair_when_a_side_would_outgrow_the_model(files) -> None:
+    data = prepare_data(*files, vocab_size=300, max_len=64)
+    longest = max(max(len(s), len(t)) for s, t in data.train)
+    model = EncoderDecoder(tiny_model(data).config.replace(max_len=longest + 1))
+    task = TranslationTask(model, data, bpe_dropout=0.5)
+    indices = list(range(len(data.train)))
+    pairs = [task._resegment(i, data.train[i]) for i in indices]
+    assert max(max(len(s), len(t)) for s, t in pairs) <= longest
+    assert any(pair == data.train[i] for i, pair in zip(indices, pairs, strict=True))
+    assert any(pair != data.train[i] for i, pair in zip(indices, pairs, strict=True))
+
+
+def test_bpe_dropout_needs_bpe(files) -> None:
+    data = prepare_data(*files, vocab_size=600, max_len=64, kind="wordpiece")
+    with pytest.raises(ConfigError, match="bpe_dropout needs BPE"):
+        TranslationTask(tiny_model(data), data, bpe_dropout=0.1)
+    with pytest.raises(ConfigError, match="'bpe_dropout'"):
+        TrainConfig(bpe_dropout=-0.1)

@@ -177,6 +177,10 @@ class TrainConfig:
     # Token dropout (not in the paper): each input token of a training batch, source and
     # decoder input, becomes <unk> with this probability (aiayn.data.token_dropout); 0 = off.
     token_dropout: float = 0.0
+    # BPE-dropout (Provilkov et al., 2020; not in the paper): training text is segmented anew
+    # each time it is batched, each BPE merge skipped with this probability
+    # (aiayn.tokenizers.bpe_dropout); 0 = off. Needs a BPE tokenizer.
+    bpe_dropout: float = 0.0
     # batching (§5.1): ~25k source + 25k target tokens per step, reached via accumulation
     max_tokens: int = 4096  # per micro-batch, padded size of the larger side
     max_sentences: int | None = None
@@ -223,6 +227,8 @@ class TrainConfig:
             raise bad("r_drop", "must be >= 0 (0 = off)")
         if not 0.0 <= self.token_dropout < 1.0:
             raise bad("token_dropout", "must be in [0, 1) (0 = off)")
+        if not 0.0 <= self.bpe_dropout < 1.0:
+            raise bad("bpe_dropout", "must be in [0, 1) (0 = off)")
         if self.schedule not in Schedule.__args__:
             raise bad("schedule", f"must be one of {', '.join(Schedule.__args__)}")
         if self.decay_minutes is not None and self.schedule != "cosine":

@@ -44,12 +44,14 @@ def test_training_lowers_the_loss_and_writes_a_model_dir(number_data, tmp_path):
     assert load_pretrained(out).config.src_vocab_size <= 300
 
 
-def test_resume_continues_exactly(number_data, tmp_path):
+# The input regularisers draw from torch's generator at batching time: resuming must restore it.
+@pytest.mark.parametrize("inputs", [{}, {"bpe_dropout": 0.2, "token_dropout": 0.1}])
+def test_resume_continues_exactly(number_data, tmp_path, inputs):
     """N steps straight == N/2 steps, stop, resume, N/2 more (fp32, CPU, dropout on)."""
     straight, split = tmp_path / "straight", tmp_path / "split"
-    train(number_data, straight, max_steps=8, valid_every=4)
-    train(number_data, split, max_steps=4, valid_every=4)
-    train(number_data, split, resume=True, max_steps=8, valid_every=4)
+    train(number_data, straight, max_steps=8, valid_every=4, **inputs)
+    train(number_data, split, max_steps=4, valid_every=4, **inputs)
+    train(number_data, split, resume=True, max_steps=8, valid_every=4, **inputs)
     a = [(r["step_window"], r["loss"], r["lr"]) for r in records(straight, "train")]
     b = [(r["step_window"], r["loss"], r["lr"]) for r in records(split, "train")]
     assert len(a) == 8 and a == b  # bit-identical losses

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from tokenizers import models
 from torch import nn
 
 from aiayn.data.batching import Batch, TokenBatchSampler, collate_pairs, pair_lengths
@@ -26,6 +27,7 @@ from aiayn.errors import ConfigError
 from aiayn.models.encoder_decoder import EncoderDecoder
 from aiayn.models.serialization import save_pretrained
 from aiayn.tokenizers import TokenizerPair, train_bpe, train_wordpiece
+from aiayn.tokenizers.bpe_dropout import SubwordSampler
 from aiayn.train.loss import LossOutput, label_smoothed_nll, r_drop_loss
 
 log = logging.getLogger(__name__)
@@ -123,6 +125,7 @@ class TranslationTask:
         valid_bleu_sentences: int | None = None,
         r_drop: float = 0.0,
         token_dropout: float = 0.0,
+        bpe_dropout: float = 0.0,
     ) -> None:
         self.model = model
         self.data = data
@@ -135,6 +138,8 @@ class TranslationTask:
         self.bos_id = data.tokenizers.target.bos_id
         self.eos_id = data.tokenizers.target.eos_id
         _check_vocab(model, data.tokenizers)
+        self._segmenters = _bpe_dropout_segmenters(data, bpe_dropout, seed) if bpe_dropout else None
+        self._max_len = model.config.max_len - 1  # a side's tokens, as `filter_by_length` counts
 
     # --- TrainingTask -------------------------------------------------------------------------
 
@@ -149,8 +154,12 @@ class TranslationTask:
         )
 
     def collate(self, indices: list[int], device: torch.device) -> Batch:
-        """A training batch: token dropout (if on) hides some input tokens, never targets."""
-        batch = self._collate([self.data.train[i] for i in indices])
+        """A training batch: BPE-dropout (if on) segments its text anew; token dropout (if on)
+        hides some input tokens, never targets."""
+        pairs = [self.data.train[i] for i in indices]
+        if self._segmenters is not None:
+            pairs = [self._resegment(i, pair) for i, pair in zip(indices, pairs, strict=True)]
+        batch = self._collate(pairs)
         if self.token_dropout > 0:
             tokenizers, p = self.data.tokenizers, self.token_dropout
             # the source's own </s> too: separate vocabularies need not share special ids
@@ -215,8 +224,44 @@ class TranslationTask:
 
     # --- helpers ------------------------------------------------------------------------------
 
+    def _resegment(self, i: int, pair: IdPair) -> IdPair:
+        """Training pair i segmented with BPE-dropout; the plain one if a side grows too long."""
+        (source, src_at), (target, tgt_at) = self._segmenters
+        src = source.sample(src_at + i) + pair[0][-1:]  # the source keeps its </s>
+        tgt = target.sample(tgt_at + i)
+        if len(src) > self._max_len or len(tgt) > self._max_len:
+            return pair  # finer pieces must not push a pair past the model's positions
+        return src, tgt
+
     def _collate(self, pairs: list[IdPair]) -> Batch:
         return collate_pairs(pairs, pad_id=self.pad_id, bos_id=self.bos_id, eos_id=self.eos_id)
+
+
+def _bpe_dropout_segmenters(
+    data: TranslationData, p: float, seed: int
+) -> tuple[tuple[SubwordSampler, int], tuple[SubwordSampler, int]]:
+    """(sampler, offset) for each side: side s of training pair i is `sampler.sample(offset + i)`.
+
+    The texts come from decoding the training ids (decode(encode(x)) == x), so they are exactly
+    the pairs that survived length filtering. A shared vocabulary gets one sampler over both
+    sides, so each word's segmentations are drawn once.
+    """
+    tokenizers = data.tokenizers
+    if not all(
+        isinstance(t.backend.model, models.BPE) for t in (tokenizers.source, tokenizers.target)
+    ):
+        raise ConfigError(
+            "bpe_dropout needs BPE tokenizers; set the tokenizer to bpe or bpe_dropout to 0"
+        )
+    src_text = tokenizers.source.decode_batch([src for src, _ in data.train])
+    tgt_text = tokenizers.target.decode_batch([tgt for _, tgt in data.train])
+    log.info("BPE-dropout %.2f: drawing segmentations of the training words", p)
+    if tokenizers.is_shared:
+        both = SubwordSampler(tokenizers.source, src_text + tgt_text, p, seed=seed)
+        return (both, 0), (both, len(src_text))
+    source = SubwordSampler(tokenizers.source, src_text, p, seed=seed)
+    target = SubwordSampler(tokenizers.target, tgt_text, p, seed=seed + 1)
+    return (source, 0), (target, 0)
 
 
 def _check_vocab(model: EncoderDecoder, tokenizers: TokenizerPair) -> None:
@@ -308,6 +353,7 @@ def train_translation(
         label_smoothing=train_config.label_smoothing,
         r_drop=train_config.r_drop,
         token_dropout=train_config.token_dropout,
+        bpe_dropout=train_config.bpe_dropout,
         seed=train_config.seed,
         valid_beam=data_options.valid_beam,
         valid_bleu_sentences=data_options.valid_bleu_sentences,
