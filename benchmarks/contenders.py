@@ -80,12 +80,17 @@ def aiayn_model(dims: Dims, attention_impl: str = "auto") -> tuple[nn.Module, Fo
 
 def aiayn_torch_dropout_model(dims: Dims) -> tuple[nn.Module, Forward]:
     """aiayn with `torch.nn.Dropout` in place of `aiayn.nn.Dropout`: what the CPU mask buys."""
-    model, _ = aiayn_model(dims)
+    model = with_torch_dropout(aiayn_model(dims)[0])
+    return model, model
+
+
+def with_torch_dropout(model: nn.Module) -> nn.Module:
+    """`model` with every `aiayn.nn.Dropout` replaced by a `torch.nn.Dropout` of the same p."""
     for module in list(model.modules()):
         for name, child in module.named_children():
             if isinstance(child, Dropout):
                 setattr(module, name, nn.Dropout(child.p))
-    return model, model
+    return model
 
 
 def marian_model(dims: Dims) -> tuple[nn.Module, Forward]:

@@ -23,7 +23,7 @@ def main() -> None:
     from benchmarks.contenders import Dims
     from benchmarks.long_attention import attention_layer_cost
     from benchmarks.measure import matmul_peak_flops
-    from benchmarks.trainer_allocator import changing_shape_steps
+    from benchmarks.trainer_steps import changing_shape_steps
     from benchmarks.training import train_step_rate
     from benchmarks.translation import translate_rate
 

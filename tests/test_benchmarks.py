@@ -5,6 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
@@ -73,22 +74,36 @@ def test_decode_flops_equals_the_flop_counter_for_greedy_decoding():
     assert counter.get_total_flops() == decode_flops(dims, beam=1)
 
 
-def test_allocator_benchmark_times_both_settings_on_changing_shapes():
-    from benchmarks.trainer_allocator import MAX_TOKENS, batch_shapes
+@pytest.mark.parametrize(
+    "compare, names",
+    [
+        ("allocator", {"glibc default", "keep freed memory"}),
+        ("dropout", {"torch.nn.Dropout", "aiayn.nn.Dropout"}),
+    ],
+)
+def test_trainer_step_benchmark_times_both_settings_on_changing_shapes(compare, names):
+    from benchmarks.trainer_steps import MAX_TOKENS, batch_shapes
 
     shapes = batch_shapes(50)
     assert len({(b, s, t) for b, s, t in shapes}) > 10  # shapes really change step to step
     assert all(b * max(s, t) <= MAX_TOKENS for b, s, t in shapes)
-    cmd = [sys.executable, "-m", "benchmarks.trainer_allocator", "--size", "tiny"]
+    cmd = [sys.executable, "-m", "benchmarks.trainer_steps", "--size", "tiny", "--compare", compare]
     proc = subprocess.run(
         [*cmd, "--steps", "2", "--warmup", "1"], cwd=ROOT, capture_output=True, text=True,
         timeout=300,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-2000:]
     report = json.loads(proc.stdout)
-    assert set(report["results"]) == {"glibc default", "keep freed memory"}
+    assert report["compare"] == compare and set(report["results"]) == names
     assert all(r["tokens_per_s"] > 0 for r in report["results"].values())
     assert report["speedup"] > 0
+
+
+def test_the_dropout_comparison_differs_in_the_dropout_only():
+    from benchmarks.trainer_steps import COMPARISONS
+
+    torch_spec, aiayn_spec = COMPARISONS["dropout"].values()
+    assert {**torch_spec, "torch_dropout": False} == aiayn_spec and torch_spec["torch_dropout"]
 
 
 def test_the_torch_dropout_contender_is_aiayn_with_every_dropout_swapped():

@@ -1,14 +1,22 @@
-"""What the Trainer's malloc setting buys: training steps whose batch shapes change every step.
+"""Trainer-level switches, timed where the harness's fixed-shape rows cannot see them: training
+steps whose batch shapes change every step.
 
-    python -m benchmarks.trainer_allocator [--size multi30k] [--steps 40]
+    python -m benchmarks.trainer_steps [--compare allocator] [--size multi30k] [--steps 40]
+    python -m benchmarks.trainer_steps --compare dropout --dropout 0.3
 
 The harness's training rows time one fixed batch shape. A real run does not: token-based
 batching gives every step a different (sentences × length), so every step allocates buffers of
 new sizes. This times bf16 training steps of the same model over batches shaped like
 `TokenBatchSampler`'s (max_tokens 4096: lengths 8–40, as many sentences as fit) twice, each in a
-fresh process: with glibc's default malloc and with `aiayn.train.allocator.keep_freed_memory`
-(what `Trainer` calls on a CPU). Prints one JSON object: target tokens/s, kernel (system) CPU
-seconds and minor page faults per step, peak resident memory, and the speed-up.
+fresh process:
+
+- `--compare allocator`: glibc's default malloc against `aiayn.train.allocator.keep_freed_memory`
+  (what `Trainer` calls on a CPU);
+- `--compare dropout`: every `aiayn.nn.Dropout` replaced by `torch.nn.Dropout` against aiayn's
+  own CPU masks, both with the Trainer's malloc setting.
+
+Prints one JSON object: target tokens/s, kernel (system) CPU seconds and minor page faults per
+step, peak resident memory, and the speed-up of the second setting over the first.
 """
 
 from __future__ import annotations
@@ -22,7 +30,7 @@ from dataclasses import asdict
 
 import torch
 
-from benchmarks.contenders import PAD, SIZES, Dims
+from benchmarks.contenders import PAD, SIZES, Dims, with_torch_dropout
 from benchmarks.measure import in_worker
 
 MAX_TOKENS = 4096
@@ -39,14 +47,19 @@ def batch_shapes(steps: int, seed: int = 0) -> list[tuple[int, int, int]]:
     return shapes
 
 
-def changing_shape_steps(dims: Dims, steps: int, warmup: int) -> dict:
+def changing_shape_steps(
+    dims: Dims, steps: int, warmup: int, dropout: float = 0.1, torch_dropout: bool = False
+) -> dict:
     """bf16 training steps over changing batch shapes (run in a worker; its spec's
-    "keep_freed" decides the malloc setting before anything is allocated)."""
+    "keep_freed" decides the malloc setting before anything is allocated). `torch_dropout`
+    swaps aiayn's dropout modules for torch's."""
     from aiayn.models import EncoderDecoder
     from aiayn.train.loss import label_smoothed_nll
 
     torch.manual_seed(0)
-    model = EncoderDecoder(dims.model_config())
+    model = EncoderDecoder(dims.model_config(dropout=dropout))
+    if torch_dropout:
+        model = with_torch_dropout(model)
     opt = torch.optim.Adam(model.parameters(), lr=1e-4, betas=(0.9, 0.98), eps=1e-9, fused=True)
     vocab = dims.vocab
     tokens = 0
@@ -74,22 +87,43 @@ def changing_shape_steps(dims: Dims, steps: int, warmup: int) -> dict:
     }
 
 
+# --compare → the two settings timed: name → worker spec (the second is the candidate)
+COMPARISONS = {
+    "allocator": {
+        "glibc default": {"keep_freed": False},
+        "keep freed memory": {"keep_freed": True},
+    },
+    "dropout": {
+        "torch.nn.Dropout": {"keep_freed": True, "torch_dropout": True},
+        "aiayn.nn.Dropout": {"keep_freed": True, "torch_dropout": False},
+    },
+}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--compare", choices=list(COMPARISONS), default="allocator",
+        help="allocator: glibc's malloc vs the Trainer's setting; dropout: torch.nn.Dropout vs "
+        "aiayn's CPU masks [allocator]",
+    )  # fmt: skip
     parser.add_argument("--size", choices=list(SIZES), default="multi30k", help="model size")
     parser.add_argument("--steps", type=int, default=40, help="timed steps [40]")
     parser.add_argument("--warmup", type=int, default=5, help="untimed steps first [5]")
+    parser.add_argument(
+        "--dropout", type=float, default=0.1, help="P_drop of the model (the recipe's: 0.3) [0.1]"
+    )
     args = parser.parse_args()
     dims = asdict(SIZES[args.size])
+    common = dict(dims=dims, steps=args.steps, warmup=args.warmup, dropout=args.dropout)
     results = {
-        name: in_worker(
-            "changing_shapes", dims=dims, steps=args.steps, warmup=args.warmup, keep_freed=keep
-        )
-        for name, keep in (("glibc default", False), ("keep freed memory", True))
+        name: in_worker("changing_shapes", **common, **spec)
+        for name, spec in COMPARISONS[args.compare].items()
     }
     rates = [r.get("tokens_per_s") for r in results.values()]
     speedup = round(rates[1] / rates[0], 2) if all(rates) else None
-    print(json.dumps({"size": args.size, "results": results, "speedup": speedup}))
+    report = {"compare": args.compare, "size": args.size, "dropout": args.dropout}
+    print(json.dumps({**report, "results": results, "speedup": speedup}))
     if not all(rates):
         raise SystemExit(1)
 
