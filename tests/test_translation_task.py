@@ -9,6 +9,7 @@ import aiayn.translator
 from aiayn.cli import build_parser
 from aiayn.cli.train import build_configs
 from aiayn.config import ModelConfig, TrainConfig
+from aiayn.data.batching import padding_efficiency, pair_lengths
 from aiayn.errors import ConfigError
 from aiayn.models.encoder_decoder import EncoderDecoder
 from aiayn.tasks.translation import TranslationTask, prepare_data
@@ -128,40 +129,39 @@ def test_r_drop_runs_each_batch_twice_in_one_forward_in_training_only(files) -> 
 
 
 @pytest.mark.parametrize("joint", [True, False])
-def test_bpe_dropout_resegments_training_text_without_changing_it(files, joint) -> None:
+def test_bpe_dropout_resegments_training_text_each_epoch_without_changing_it(files, joint) -> None:
     data = prepare_data(*files, vocab_size=300, max_len=64, joint=joint)
-    task = TranslationTask(tiny_model(data), data, bpe_dropout=0.3)
-    indices = list(range(len(data.train)))
-    plain = task._collate([data.train[i] for i in indices])
-    batch = task.collate(indices, torch.device("cpu"))
+    task = TranslationTask(tiny_model(data), data, max_tokens=120, bpe_dropout=0.3)
     src_tok, tgt_tok = data.tokenizers.source, data.tokenizers.target
-    # the same sentences, with more and different pieces, in the same order
-    assert src_tok.decode_batch(batch.src) == src_tok.decode_batch(plain.src)
-    assert tgt_tok.decode_batch(batch.tgt_out) == tgt_tok.decode_batch(plain.tgt_out)
-    assert batch.src.shape[1] > plain.src.shape[1] and not torch.equal(
-        batch.src[:, :5], plain.src[:, :5]
-    )
-    real = batch.src != task.pad_id
-    last = real.sum(1) - 1  # the source still ends with </s>, and </s> appears nowhere else
-    assert (batch.src[torch.arange(len(last)), last] == src_tok.eos_id).all()
-    assert int((batch.src == src_tok.eos_id).sum()) == len(last)
-    # decoder input and target are the same segmentation, shifted by one
-    assert torch.equal(batch.tgt_in[:, 1:], batch.tgt_out[:, :-1].masked_fill(
-        batch.tgt_out[:, :-1] == task.eos_id, task.pad_id))  # fmt: skip
-    # validation is never resegmented
-    assert task._collate([data.valid[0]]).src.tolist()[0] == data.valid[0][0]
+    first, second = task.epoch_pairs(0), task.epoch_pairs(1)
+    assert first == task.epoch_pairs(0)  # a function of (seed, epoch): resumes see the same
+    assert first != second and first != data.train
+    for pairs in (first, second):  # the same sentences, in more pieces
+        assert [src_tok.decode(s) for s, _ in pairs] == [src_tok.decode(s) for s, _ in data.train]
+        assert [tgt_tok.decode(t) for _, t in pairs] == [tgt_tok.decode(t) for _, t in data.train]
+        assert all(s[-1] == src_tok.eos_id and src_tok.eos_id not in s[:-1] for s, _ in pairs)
+        assert sum(len(s) + len(t) for s, t in pairs) > sum(len(s) + len(t) for s, t in data.train)
+    # a batch is collated from its own epoch's segmentation, whatever the sampler's position
+    sampler = task.train_sampler(0, 1)
+    indices = sampler.epoch_batches(1)[0]
+    batch = task.collate(indices, torch.device("cpu"))
+    assert torch.equal(batch.src, task._collate([second[i] for i in indices]).src)
+    assert torch.equal(batch.tgt_out, task._collate([second[i] for i in indices]).tgt_out)
+    # each epoch is planned on its own lengths, so resegmenting does not inflate padding
+    lengths = pair_lengths(second)
+    fixed = padding_efficiency(sampler.plan, lengths)
+    assert padding_efficiency(sampler.plan_for(1), lengths) > fixed
+    assert all(len(b) * lengths[b].max() <= task.max_tokens for b in sampler.epoch_batches(1))
 
 
 def test_bpe_dropout_keeps_the_plain_pair_when_a_side_would_outgrow_the_model(files) -> None:
     data = prepare_data(*files, vocab_size=300, max_len=64)
     longest = max(max(len(s), len(t)) for s, t in data.train)
     model = EncoderDecoder(tiny_model(data).config.replace(max_len=longest + 1))
-    task = TranslationTask(model, data, bpe_dropout=0.5)
-    indices = list(range(len(data.train)))
-    pairs = [task._resegment(i, data.train[i]) for i in indices]
+    pairs = TranslationTask(model, data, bpe_dropout=0.5).epoch_pairs(0)
     assert max(max(len(s), len(t)) for s, t in pairs) <= longest
-    assert any(pair == data.train[i] for i, pair in zip(indices, pairs, strict=True))
-    assert any(pair != data.train[i] for i, pair in zip(indices, pairs, strict=True))
+    assert any(pair == plain for pair, plain in zip(pairs, data.train, strict=True))
+    assert any(pair != plain for pair, plain in zip(pairs, data.train, strict=True))
 
 
 def test_bpe_dropout_needs_bpe(files) -> None:

@@ -209,3 +209,37 @@ def test_collate_custom_ids_and_dataloader():
         assert ((batch.tgt_out == 5).sum(dim=1) == 1).all()
     one = collate([([5, 6], [7])])
     assert one.tgt_in.tolist() == [[4, 7]] and one.tgt_out.tolist() == [[7, 5]]
+
+
+def grown_lengths(epoch: int) -> np.ndarray:
+    """Each epoch's lengths: the base ones, each example longer by its own random amount (what
+    BPE-dropout's finer segmentations do)."""
+    base = random_lengths(600)
+    return base + np.random.default_rng(epoch).integers(0, 12, size=base.shape)
+
+
+def test_epoch_lengths_plan_each_epoch_on_its_own_lengths():
+    sampler = TokenBatchSampler(random_lengths(600), 400, seed=1, epoch_lengths=grown_lengths)
+    for epoch in (0, 1):
+        lengths = grown_lengths(epoch)
+        batches = list(sampler)  # epoch 0, then 1
+        assert all(b.epoch == epoch for b in batches)  # each batch says whose lengths it fits
+        assert all(batch_cost(b, lengths) <= 400 for b in batches)
+        assert sorted(i for b in batches for i in b) == list(range(600))  # every example once
+        assert padding_efficiency(batches, lengths) > padding_efficiency(sampler.plan, lengths)
+    assert sampler.plan_for(0) is not sampler.plan_for(1)
+
+
+def test_epoch_lengths_resume_mid_epoch_sees_the_same_batches():
+    def make():
+        return TokenBatchSampler(random_lengths(600), 400, seed=1, epoch_lengths=grown_lengths)
+
+    full = [list(b) for b in itertools.chain(make().epoch_batches(0), make().epoch_batches(1))]
+    run = make()
+    it = iter(run)
+    seen = [next(it) for _ in range(9)]
+    resumed = make()
+    resumed.load_state_dict(run.state_dict())
+    after = list(resumed) + list(resumed)
+    assert [list(b) for b in seen + after] == full
+    assert [b.epoch for b in after][-1] == 1

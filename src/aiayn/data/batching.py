@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import logging
 import zlib
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -140,16 +140,33 @@ def padding_efficiency(
     return float(grouped.sum() / padded) if padded else 1.0
 
 
+class EpochBatch(list):
+    """A batch's example indices (a plain list to any caller) that also carries its epoch.
+
+    With `TokenBatchSampler(epoch_lengths=...)` the examples themselves change from epoch to
+    epoch (BPE-dropout segments the text anew), so whoever collates a batch must know which
+    epoch's version of the examples its plan was made for; the sampler's own `epoch` may
+    already have moved on when a trainer collects a group of batches across an epoch's end.
+    """
+
+    def __init__(self, indices: Iterable[int], epoch: int) -> None:
+        super().__init__(indices)
+        self.epoch = epoch
+
+
 class TokenBatchSampler(Sampler[list[int]]):
     """Yields lists of example indices, one token-bounded batch at a time; resumable; DDP-aware.
 
     Use as `DataLoader(pairs, batch_sampler=sampler, collate_fn=collate_pairs)`.
 
     Epochs: the plan (`plan_batches`) is fixed; epoch e visits its batches in an order shuffled
-    by (seed, e). Finishing an epoch's iteration moves to the next epoch, so `for batch in
-    sampler` repeated walks epoch 0, 1, 2, ... `set_epoch(e)` jumps to the start of epoch e but
-    keeps the position if e is already the current epoch, so a loop that calls `set_epoch` every
-    epoch still resumes mid-epoch after `load_state_dict`.
+    by (seed, e). With `epoch_lengths`, examples whose lengths change every epoch (a new
+    segmentation each epoch) get a new plan each epoch, made from `epoch_lengths(e)`, so batches
+    stay full and padding stays low; the batches are `EpochBatch`es that say their epoch.
+    Finishing an epoch's iteration moves to the next epoch, so `for batch in sampler` repeated
+    walks epoch 0, 1, 2, ... `set_epoch(e)` jumps to the start of epoch e but keeps the position
+    if e is already the current epoch, so a loop that calls `set_epoch` every epoch still
+    resumes mid-epoch after `load_state_dict`.
 
     Distributed: rank r of `world_size` w takes batches r, r + w, r + 2w, ... of the epoch's
     order. The last (num_batches mod w) batches of each epoch's order are dropped so every rank
@@ -173,6 +190,7 @@ class TokenBatchSampler(Sampler[list[int]]):
         seed: int = 0,
         rank: int = 0,
         world_size: int = 1,
+        epoch_lengths: Callable[[int], Sequence[tuple[int, int]] | np.ndarray] | None = None,
     ) -> None:
         if not 0 <= rank < world_size:
             raise ValueError(f"need 0 <= rank < world_size, got rank {rank}, world {world_size}")
@@ -187,6 +205,9 @@ class TokenBatchSampler(Sampler[list[int]]):
                 "lower max_tokens or use more data"
             )
         self._fingerprint = self.plan.fingerprint()
+        self._plan_options = dict(max_tokens=max_tokens, max_sentences=max_sentences, bucket=bucket)
+        self._epoch_lengths = epoch_lengths
+        self._epoch_plan: tuple[int, BatchPlan] | None = None  # the last epoch's own plan
         self._epoch, self._index = 0, 0
         dropped = len(self.plan) % world_size
         log.info(
@@ -201,30 +222,50 @@ class TokenBatchSampler(Sampler[list[int]]):
         return self._epoch
 
     def __len__(self) -> int:
-        """Batches per epoch on this rank."""
-        return len(self.plan) // self.world_size
+        """Batches per epoch on this rank (of the current epoch's plan)."""
+        return self._rank_batches(self._epoch)
+
+    def plan_for(self, epoch: int) -> BatchPlan:
+        """The batch plan of `epoch`: the fixed one, or the epoch's own with `epoch_lengths`."""
+        if self._epoch_lengths is None:
+            return self.plan
+        if self._epoch_plan is None or self._epoch_plan[0] != epoch:
+            plan = plan_batches(self._epoch_lengths(epoch), **self._plan_options)
+            if len(plan) < self.world_size:
+                raise ConfigError(
+                    f"epoch {epoch} has only {len(plan)} batches for {self.world_size} ranks; "
+                    "lower max_tokens or use more data"
+                )
+            self._epoch_plan = (epoch, plan)
+        return self._epoch_plan[1]
+
+    def _rank_batches(self, epoch: int) -> int:
+        return len(self.plan_for(epoch)) // self.world_size
 
     def _batch_ids(self, epoch: int) -> np.ndarray:
         """Plan batch ids this rank visits in `epoch`, in order: (len(self),)."""
+        n = len(self.plan_for(epoch))
         if self.shuffle:
             # SeedSequence mixes (seed, epoch) as a pair: (0, 1) and (1, 0) give unrelated orders,
             # unlike seed + epoch.
-            order = np.random.default_rng([self.seed, epoch]).permutation(len(self.plan))
+            order = np.random.default_rng([self.seed, epoch]).permutation(n)
         else:
-            order = np.arange(len(self.plan))
-        return order[self.rank : len(self) * self.world_size : self.world_size]
+            order = np.arange(n)
+        return order[self.rank : self._rank_batches(epoch) * self.world_size : self.world_size]
 
     def epoch_batches(self, epoch: int) -> list[list[int]]:
         """All batches this rank sees in `epoch`, in order (for inspection; iteration is lazy)."""
-        return [self.plan[b] for b in self._batch_ids(epoch).tolist()]
+        plan = self.plan_for(epoch)
+        return [EpochBatch(plan[b], epoch) for b in self._batch_ids(epoch).tolist()]
 
     def __iter__(self) -> Iterator[list[int]]:
         """Yield the rest of the current epoch's batches, then move to the next epoch."""
         if self._index >= len(self):  # a saved state at the very end of an epoch
             self._epoch, self._index = self._epoch + 1, 0
-        for i, b in enumerate(self._batch_ids(self._epoch).tolist()[self._index :], self._index):
+        epoch, plan = self._epoch, self.plan_for(self._epoch)
+        for i, b in enumerate(self._batch_ids(epoch).tolist()[self._index :], self._index):
             self._index = i + 1  # before yielding: state_dict() taken after a batch counts it
-            yield self.plan[b]
+            yield EpochBatch(plan[b], epoch)
         self._epoch, self._index = self._epoch + 1, 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -259,7 +300,7 @@ class TokenBatchSampler(Sampler[list[int]]):
                 f"cannot resume batching exactly, the saved run differs: {', '.join(changed)}; "
                 "resume with the same data, max_tokens, max_sentences, seed and world size"
             )
-        if not 0 <= state["index"] <= len(self) or state["epoch"] < 0:
+        if state["epoch"] < 0 or not 0 <= state["index"] <= self._rank_batches(state["epoch"]):
             raise ValueError(
                 f"bad sampler position: epoch {state['epoch']}, index "
                 f"{state['index']} of {len(self)}"

@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 from tokenizers import models
 from torch import nn
@@ -138,12 +140,15 @@ class TranslationTask:
         self.bos_id = data.tokenizers.target.bos_id
         self.eos_id = data.tokenizers.target.eos_id
         _check_vocab(model, data.tokenizers)
-        self._segmenters = _bpe_dropout_segmenters(data, bpe_dropout, seed) if bpe_dropout else None
-        self._max_len = model.config.max_len - 1  # a side's tokens, as `filter_by_length` counts
+        self._segmenter = _bpe_dropout_segmenter(data, bpe_dropout, seed) if bpe_dropout else None
+        self._segmented: dict[int, list[IdPair]] = {}  # epoch → its BPE-dropout pairs (≤ 2 kept)
 
     # --- TrainingTask -------------------------------------------------------------------------
 
     def train_sampler(self, rank: int, world_size: int) -> TokenBatchSampler:
+        """Token batches; with BPE-dropout, planned anew each epoch from that epoch's lengths
+        (planning on the plain lengths would pad each batch to its longest resegmented pair:
+        twice the compute per step at p = 0.1)."""
         return TokenBatchSampler(
             pair_lengths(self.data.train),
             self.max_tokens,
@@ -151,15 +156,17 @@ class TranslationTask:
             seed=self.seed,
             rank=rank,
             world_size=world_size,
+            epoch_lengths=(
+                (lambda epoch: pair_lengths(self.epoch_pairs(epoch))) if self._segmenter else None
+            ),
         )
 
     def collate(self, indices: list[int], device: torch.device) -> Batch:
-        """A training batch: BPE-dropout (if on) segments its text anew; token dropout (if on)
-        hides some input tokens, never targets."""
-        pairs = [self.data.train[i] for i in indices]
-        if self._segmenters is not None:
-            pairs = [self._resegment(i, pair) for i, pair in zip(indices, pairs, strict=True)]
-        batch = self._collate(pairs)
+        """A training batch: with BPE-dropout, from the segmentation of the batch's epoch
+        (`EpochBatch.epoch`; 0 for plain lists); token dropout (if on) hides some input tokens,
+        never targets."""
+        pairs = self.epoch_pairs(getattr(indices, "epoch", 0))
+        batch = self._collate([pairs[i] for i in indices])
         if self.token_dropout > 0:
             tokenizers, p = self.data.tokenizers, self.token_dropout
             # the source's own </s> too: separate vocabularies need not share special ids
@@ -224,23 +231,36 @@ class TranslationTask:
 
     # --- helpers ------------------------------------------------------------------------------
 
-    def _resegment(self, i: int, pair: IdPair) -> IdPair:
-        """Training pair i segmented with BPE-dropout; the plain one if a side grows too long."""
-        (source, src_at), (target, tgt_at) = self._segmenters
-        src = source.sample(src_at + i) + pair[0][-1:]  # the source keeps its </s>
-        tgt = target.sample(tgt_at + i)
-        if len(src) > self._max_len or len(tgt) > self._max_len:
-            return pair  # finer pieces must not push a pair past the model's positions
-        return src, tgt
+    def epoch_pairs(self, epoch: int) -> list[IdPair]:
+        """The training pairs as BPE-dropout segments them in `epoch`.
+
+        A function of (seed, epoch) alone, so a resumed run sees the same segmentation. A pair
+        whose resegmented side would outgrow the model's positions or `max_tokens` keeps its
+        plain segmentation. Without BPE-dropout: the plain pairs.
+        """
+        if self._segmenter is None:
+            return self.data.train
+        if epoch not in self._segmented:
+            # its own stream: (seed, epoch) alone also seeds the sampler's batch order
+            src, tgt = self._segmenter(np.random.default_rng([self.seed, epoch, 0xB9E]))
+            limit = min(self.model.config.max_len - 1, self.max_tokens - 1)
+            pairs = []
+            for (s, t), plain in zip(zip(src, tgt, strict=True), self.data.train, strict=True):
+                s = s + plain[0][-1:]  # the source keeps its </s>
+                pairs.append(plain if len(s) > limit or len(t) > limit else (s, t))
+            self._segmented = {e: p for e, p in self._segmented.items() if e == epoch - 1}
+            self._segmented[epoch] = pairs
+        return self._segmented[epoch]
 
     def _collate(self, pairs: list[IdPair]) -> Batch:
         return collate_pairs(pairs, pad_id=self.pad_id, bos_id=self.bos_id, eos_id=self.eos_id)
 
 
-def _bpe_dropout_segmenters(
+def _bpe_dropout_segmenter(
     data: TranslationData, p: float, seed: int
-) -> tuple[tuple[SubwordSampler, int], tuple[SubwordSampler, int]]:
-    """(sampler, offset) for each side: side s of training pair i is `sampler.sample(offset + i)`.
+) -> Callable[[np.random.Generator], tuple[list[list[int]], list[list[int]]]]:
+    """A function from a generator to a BPE-dropout segmentation of every training pair:
+    (source ids, target ids), no special tokens.
 
     The texts come from decoding the training ids (decode(encode(x)) == x), so they are exactly
     the pairs that survived length filtering. A shared vocabulary gets one sampler over both
@@ -258,10 +278,15 @@ def _bpe_dropout_segmenters(
     log.info("BPE-dropout %.2f: drawing segmentations of the training words", p)
     if tokenizers.is_shared:
         both = SubwordSampler(tokenizers.source, src_text + tgt_text, p, seed=seed)
-        return (both, 0), (both, len(src_text))
+
+        def segment_both(rng: np.random.Generator) -> tuple[list[list[int]], list[list[int]]]:
+            every = both.sample_all(rng)
+            return every[: len(src_text)], every[len(src_text) :]
+
+        return segment_both
     source = SubwordSampler(tokenizers.source, src_text, p, seed=seed)
     target = SubwordSampler(tokenizers.target, tgt_text, p, seed=seed + 1)
-    return (source, 0), (target, 0)
+    return lambda rng: (source.sample_all(rng), target.sample_all(rng))
 
 
 def _check_vocab(model: EncoderDecoder, tokenizers: TokenizerPair) -> None:
