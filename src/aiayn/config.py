@@ -177,8 +177,8 @@ class TrainConfig:
     # Token dropout (not in the paper): each input token of a training batch, source and
     # decoder input, becomes <unk> with this probability (aiayn.data.token_dropout); 0 = off.
     token_dropout: float = 0.0
-    # BPE-dropout (Provilkov et al., 2020; not in the paper): training text is segmented anew
-    # each time it is batched, each BPE merge skipped with this probability
+    # BPE-dropout (Provilkov et al., 2020; not in the paper): the training text is segmented
+    # anew each epoch, each BPE merge skipped with this probability
     # (aiayn.tokenizers.bpe_dropout); 0 = off. Needs a BPE tokenizer.
     bpe_dropout: float = 0.0
     # batching (§5.1): ~25k source + 25k target tokens per step, reached via accumulation

@@ -125,9 +125,9 @@ def add_parser(sub) -> None:
     g.add_argument(
         "--bpe-dropout",
         type=float,
-        help="BPE-dropout: segment the training text anew each time it is batched, skipping "
-        "each BPE merge with this probability (0.1 in the paper); a regulariser for small "
-        "corpora, ~30%% more tokens per sentence at 0.1; BPE tokenizers only [0 = off]",
+        help="BPE-dropout: segment the training text anew each epoch, skipping each BPE merge "
+        "with this probability (0.1 in the paper); a regulariser for small corpora, ~25%% more "
+        "tokens per sentence at 0.1; BPE tokenizers only [0 = off]",
     )
     g.add_argument("--clip-norm", type=float, help="clip the gradient L2 norm, 0 = off [0]")
     g.add_argument("--weight-decay", type=float, help="AdamW decay on weight matrices [0]")
