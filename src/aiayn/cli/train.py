@@ -127,7 +127,8 @@ def add_parser(sub) -> None:
         type=float,
         help="BPE-dropout: segment the training text anew each epoch, skipping each BPE merge "
         "with this probability (0.1 in the paper); a regulariser for small corpora, ~25%% more "
-        "tokens per sentence at 0.1; BPE tokenizers only [0 = off]",
+        "tokens per sentence at 0.1; BPE tokenizers only; it hurt on Multi30k's byte-level "
+        "vocabulary (docs/results.md, run 18) [0 = off]",
     )
     g.add_argument("--clip-norm", type=float, help="clip the gradient L2 norm, 0 = off [0]")
     g.add_argument("--weight-decay", type=float, help="AdamW decay on weight matrices [0]")
