@@ -44,7 +44,8 @@ def test_training_lowers_the_loss_and_writes_a_model_dir(number_data, tmp_path):
     assert load_pretrained(out).config.src_vocab_size <= 300
 
 
-# The input regularisers draw from torch's generator at batching time: resuming must restore it.
+# The input regularisers draw at batching time (token dropout from torch's generator, BPE-dropout
+# from (seed, epoch)): a resumed run must draw the same.
 @pytest.mark.parametrize("inputs", [{}, {"bpe_dropout": 0.2, "token_dropout": 0.1}])
 def test_resume_continues_exactly(number_data, tmp_path, inputs):
     """N steps straight == N/2 steps, stop, resume, N/2 more (fp32, CPU, dropout on)."""
