@@ -108,7 +108,8 @@ class SubwordSampler:
         return self._assemble(words, rng.integers(self.variants, size=len(words)).tolist())
 
     def sample_all(self, rng: np.random.Generator) -> list[list[int]]:
-        """`[sample(i) for i in range(len(self))]`, with one draw from `rng` for all words."""
+        """Every text, each segmented as `sample(i, rng)` does, from one draw of `rng` for all
+        words (so not the segmentations that calling `sample` text by text would give)."""
         picks = rng.integers(self.variants, size=sum(map(len, self._words))).tolist()
         out, at = [], 0
         for words in self._words:
