@@ -3,17 +3,21 @@ steps whose batch shapes change every step.
 
     python -m benchmarks.trainer_steps [--compare allocator] [--size multi30k] [--steps 40]
     python -m benchmarks.trainer_steps --compare dropout --dropout 0.3
+    python -m benchmarks.trainer_steps --compare precision --steps 10
 
 The harness's training rows time one fixed batch shape. A real run does not: token-based
 batching gives every step a different (sentences × length), so every step allocates buffers of
-new sizes. This times bf16 training steps of the same model over batches shaped like
-`TokenBatchSampler`'s (max_tokens 4096: lengths 8–40, as many sentences as fit) twice, each in a
-fresh process:
+new sizes. This times training steps (bf16 autocast unless said otherwise) of the same model
+over batches shaped like `TokenBatchSampler`'s (max_tokens 4096: lengths 8–40, as many sentences
+as fit) twice, each in a fresh process:
 
 - `--compare allocator`: glibc's default malloc against `aiayn.train.allocator.keep_freed_memory`
   (what `Trainer` calls on a CPU);
 - `--compare dropout`: every `aiayn.nn.Dropout` replaced by `torch.nn.Dropout` against aiayn's
-  own CPU masks, both with the Trainer's malloc setting.
+  own CPU masks, both with the Trainer's malloc setting;
+- `--compare precision`: fp32 against bf16 autocast, what `precision="auto"` decides between on
+  a CPU (`aiayn.train.precision`). Where the CPU has no native bf16 each bf16 step takes
+  seconds, hence `--steps 10`.
 
 Prints one JSON object: target tokens/s, kernel (system) CPU seconds and minor page faults per
 step, peak resident memory, and the speed-up of the second setting over the first.
@@ -48,11 +52,16 @@ def batch_shapes(steps: int, seed: int = 0) -> list[tuple[int, int, int]]:
 
 
 def changing_shape_steps(
-    dims: Dims, steps: int, warmup: int, dropout: float = 0.1, torch_dropout: bool = False
+    dims: Dims,
+    steps: int,
+    warmup: int,
+    dropout: float = 0.1,
+    torch_dropout: bool = False,
+    precision: str = "bf16",
 ) -> dict:
-    """bf16 training steps over changing batch shapes (run in a worker; its spec's
-    "keep_freed" decides the malloc setting before anything is allocated). `torch_dropout`
-    swaps aiayn's dropout modules for torch's."""
+    """Training steps over changing batch shapes (run in a worker; its spec's "keep_freed"
+    decides the malloc setting before anything is allocated). `torch_dropout` swaps aiayn's
+    dropout modules for torch's; `precision` is "bf16" (autocast) or "fp32"."""
     from aiayn.models import EncoderDecoder
     from aiayn.train.loss import label_smoothed_nll
 
@@ -71,7 +80,7 @@ def changing_shape_steps(
         src = torch.randint(3, vocab, (batch, src_len))
         tgt = torch.randint(3, vocab, (batch, tgt_len + 1))
         t0 = time.perf_counter()
-        with torch.autocast("cpu", dtype=torch.bfloat16):
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
             loss = label_smoothed_nll(model(src, tgt[:, :-1]), tgt[:, 1:], 0.1, PAD).loss
         loss.backward()
         opt.step()
@@ -97,6 +106,10 @@ COMPARISONS = {
         "torch.nn.Dropout": {"keep_freed": True, "torch_dropout": True},
         "aiayn.nn.Dropout": {"keep_freed": True, "torch_dropout": False},
     },
+    "precision": {
+        "fp32": {"keep_freed": True, "precision": "fp32"},
+        "bf16 autocast": {"keep_freed": True, "precision": "bf16"},
+    },
 }
 
 
@@ -105,7 +118,7 @@ def main() -> None:
     parser.add_argument(
         "--compare", choices=list(COMPARISONS), default="allocator",
         help="allocator: glibc's malloc vs the Trainer's setting; dropout: torch.nn.Dropout vs "
-        "aiayn's CPU masks [allocator]",
+        "aiayn's CPU masks; precision: fp32 vs bf16 autocast [allocator]",
     )  # fmt: skip
     parser.add_argument("--size", choices=list(SIZES), default="multi30k", help="model size")
     parser.add_argument("--steps", type=int, default=40, help="timed steps [40]")
@@ -123,6 +136,10 @@ def main() -> None:
     rates = [r.get("tokens_per_s") for r in results.values()]
     speedup = round(rates[1] / rates[0], 2) if all(rates) else None
     report = {"compare": args.compare, "size": args.size, "dropout": args.dropout}
+    if args.compare == "precision":
+        from aiayn.train.precision import cpu_bf16_slowdown
+
+        report["probe_bf16_slowdown"] = round(cpu_bf16_slowdown(), 2)  # what "auto" decides on
     print(json.dumps({**report, "results": results, "speedup": speedup}))
     if not all(rates):
         raise SystemExit(1)

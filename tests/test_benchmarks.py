@@ -79,6 +79,7 @@ def test_decode_flops_equals_the_flop_counter_for_greedy_decoding():
     [
         ("allocator", {"glibc default", "keep freed memory"}),
         ("dropout", {"torch.nn.Dropout", "aiayn.nn.Dropout"}),
+        ("precision", {"fp32", "bf16 autocast"}),
     ],
 )
 def test_trainer_step_benchmark_times_both_settings_on_changing_shapes(compare, names):
@@ -99,11 +100,15 @@ def test_trainer_step_benchmark_times_both_settings_on_changing_shapes(compare, 
     assert report["speedup"] > 0
 
 
-def test_the_dropout_comparison_differs_in_the_dropout_only():
+@pytest.mark.parametrize(
+    "compare, key, first, second",
+    [("dropout", "torch_dropout", True, False), ("precision", "precision", "fp32", "bf16")],
+)
+def test_a_comparison_differs_in_its_one_setting_only(compare, key, first, second):
     from benchmarks.trainer_steps import COMPARISONS
 
-    torch_spec, aiayn_spec = COMPARISONS["dropout"].values()
-    assert {**torch_spec, "torch_dropout": False} == aiayn_spec and torch_spec["torch_dropout"]
+    spec_1, spec_2 = COMPARISONS[compare].values()
+    assert spec_1[key] == first and {**spec_1, key: second} == spec_2
 
 
 def test_the_torch_dropout_contender_is_aiayn_with_every_dropout_swapped():

@@ -144,7 +144,7 @@ class ModelConfig:
 
 
 Schedule = Literal["noam", "inverse_sqrt", "cosine", "constant"]
-Precision = Literal["fp32", "bf16", "fp16"]
+Precision = Literal["fp32", "bf16", "fp16", "auto"]
 
 
 @dataclass(frozen=True)
@@ -196,6 +196,8 @@ class TrainConfig:
     patience: int | None = None  # validations without improvement before stopping early
     average_last: int = 0  # > 1: the exported model averages the last K checkpoints
     # run
+    # "auto": bf16 where this machine multiplies bf16 natively, else fp32 (fp16 on CUDA GPUs
+    # without bf16); measured at start-up by aiayn.train.precision
     precision: Precision = "fp32"
     seed: int = 1
     log_every: int = 100

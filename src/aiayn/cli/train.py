@@ -134,8 +134,11 @@ def add_parser(sub) -> None:
     g.add_argument("--weight-decay", type=float, help="AdamW decay on weight matrices [0]")
     g.add_argument(
         "--precision",
-        choices=["fp32", "bf16", "fp16"],
-        help="fp32, bf16 autocast, or fp16 with loss scaling (CUDA) [fp32]",
+        choices=["fp32", "bf16", "fp16", "auto"],
+        help="fp32, bf16 autocast, fp16 with loss scaling (CUDA), or auto: bf16 where the "
+        "machine multiplies bf16 natively (measured at start-up), else fp32 on CPU and fp16 "
+        "on GPUs without bf16. bf16 on a CPU without it (e.g. AVX2 only) is many times "
+        "slower than fp32 [fp32]",
     )
     g.add_argument("--seed", type=int, help="random seed [1]")
     g.add_argument("--device", help="cpu, cuda, cuda:1 … [auto]")

@@ -29,6 +29,7 @@ from aiayn.train import checkpoint as ckpt
 from aiayn.train import distributed as dist_utils
 from aiayn.train.allocator import keep_freed_memory
 from aiayn.train.loss import LossOutput
+from aiayn.train.precision import resolve_precision
 from aiayn.train.schedules import learning_rate
 
 log = logging.getLogger(__name__)
@@ -113,14 +114,16 @@ class Trainer:
         if self.dist.enabled and self.device.type == "cuda":
             self.device = torch.device("cuda", self.dist.local_rank)
         if config.precision == "fp16" and self.device.type != "cuda":
-            raise ConfigError("precision 'fp16' needs a CUDA GPU; use 'bf16' on CPU")
+            raise ConfigError("precision 'fp16' needs a CUDA GPU; use 'auto' or 'bf16' on CPU")
+        # "auto" becomes what is fast here; the run's config keeps "auto", the log the choice
+        self.precision = resolve_precision(config.precision, self.device)
         if self.device.type == "cpu":
             keep_freed_memory()  # reuse step buffers instead of page-faulting them anew
         self.model = model.to(self.device)
         self.d_model = getattr(getattr(model, "config", None), "d_model", 512)
         self.train_model = self._wrap(self.model)
         self.optimizer = _build_optimizer(self.model, config)
-        self.scaler = torch.amp.GradScaler("cuda") if config.precision == "fp16" else None
+        self.scaler = torch.amp.GradScaler("cuda") if self.precision == "fp16" else None
         self.sampler = task.train_sampler(self.dist.rank, self.dist.world_size)
         self.state = TrainState()
         self.progress = progress
@@ -142,7 +145,8 @@ class Trainer:
         # The run's clock continues across resumes (as fairseq's --stop-time-hours): max_minutes
         # and decay_minutes are budgets of the whole run, not of each session.
         self._clock_start = time.monotonic() - self.state.seconds
-        self._log({"split": "start", "step": self.state.step, "resume": resume})
+        start = {"step": self.state.step, "resume": resume, "precision": self.precision}
+        self._log({"split": "start", **start})
         bar = self._progress_bar()
         last_valid: dict[str, float] | None = None
         stopped = ""
@@ -397,7 +401,7 @@ class Trainer:
         return wrapped
 
     def _autocast(self):
-        precision = self.config.precision
+        precision = self.precision
         if precision == "fp32":
             return contextlib.nullcontext()
         dtype = torch.bfloat16 if precision == "bf16" else torch.float16

@@ -1,0 +1,103 @@
+"""precision="auto": bf16 only where the machine multiplies bf16 natively (measured)."""
+
+import json
+import logging
+import math
+import platform
+from pathlib import Path
+
+import pytest
+import torch
+
+from aiayn.tasks.translation import train_translation
+from aiayn.train import precision as precision_module
+from aiayn.train.precision import FAST_FRACTION, SLOW_FACTOR, resolve_precision
+
+from conftest import TINY_DATA, TINY_MODEL, files, tiny_train_config
+
+CPU = torch.device("cpu")
+
+
+def fake_slowdown(monkeypatch, value: float) -> None:
+    monkeypatch.setattr(precision_module, "cpu_bf16_slowdown", lambda: value)
+
+
+@pytest.mark.parametrize("requested", ["fp32", "bf16", "fp16"])
+def test_explicit_precisions_pass_through(requested, monkeypatch):
+    fake_slowdown(monkeypatch, 60.0)
+    assert resolve_precision(requested, CPU) == requested
+
+
+@pytest.mark.parametrize(
+    ("slowdown", "expected"),
+    [(0.25, "bf16"), (FAST_FRACTION, "bf16"), (1.0, "fp32"), (60.0, "fp32")],
+    ids=["amx", "just-fast-enough", "parity", "emulated"],
+)
+def test_auto_picks_bf16_only_where_it_is_clearly_faster(slowdown, expected, monkeypatch):
+    fake_slowdown(monkeypatch, slowdown)
+    assert resolve_precision("auto", CPU) == expected
+
+
+def test_auto_on_devices_without_a_cpu_probe(monkeypatch):
+    monkeypatch.setattr(precision_module, "cpu_bf16_slowdown", lambda: pytest.fail("probed"))
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: True)
+    assert resolve_precision("auto", torch.device("cuda")) == "bf16"
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: False)
+    assert resolve_precision("auto", torch.device("cuda")) == "fp16"
+    assert resolve_precision("auto", torch.device("mps")) == "fp32"
+
+
+def test_explicit_bf16_on_a_cpu_without_it_warns_with_the_fix(monkeypatch, caplog):
+    fake_slowdown(monkeypatch, 60.0)
+    with caplog.at_level(logging.WARNING, logger="aiayn.train.precision"):
+        assert resolve_precision("bf16", CPU) == "bf16"  # the user's choice stands
+    assert "60×" in caplog.text and "--precision auto" in caplog.text
+    caplog.clear()
+    fake_slowdown(monkeypatch, 0.3)
+    with caplog.at_level(logging.WARNING, logger="aiayn.train.precision"):
+        resolve_precision("bf16", CPU)
+    assert caplog.text == ""
+
+
+def cpu_flags() -> set[str]:
+    cpuinfo = Path("/proc/cpuinfo")
+    if not cpuinfo.is_file():
+        return set()
+    lines = (line for line in cpuinfo.read_text().splitlines() if line.startswith("flags"))
+    return set(next(lines, "").split(":", 1)[-1].split())
+
+
+def test_the_probe_agrees_with_the_cpu_it_runs_on():
+    slowdown = precision_module.cpu_bf16_slowdown()
+    assert math.isfinite(slowdown) and slowdown > 0
+    flags = cpu_flags() if platform.machine() in ("x86_64", "AMD64") else set()
+    # The two unambiguous x86 cases; elsewhere (AVX-512 without BF16, ARM) either can happen.
+    if "amx_bf16" in flags:
+        assert slowdown <= FAST_FRACTION, f"AMX CPU, yet bf16 took {slowdown:.2f}× fp32's time"
+    elif flags and "avx2" in flags and "avx512f" not in flags:
+        assert slowdown > SLOW_FACTOR, f"AVX2-only CPU, yet bf16 took {slowdown:.2f}× fp32's"
+
+
+@pytest.mark.parametrize(("slowdown", "expected"), [(0.25, "bf16"), (60.0, "fp32")])
+def test_trainer_trains_in_the_resolved_precision(
+    slowdown, expected, number_data, tmp_path, monkeypatch
+):
+    fake_slowdown(monkeypatch, slowdown)
+    dtypes = []
+    real_autocast = torch.autocast
+
+    def spy(device_type, dtype=None, **kwargs):
+        dtypes.append(dtype)
+        return real_autocast(device_type, dtype=dtype, **kwargs)
+
+    monkeypatch.setattr(torch, "autocast", spy)
+    out = tmp_path / "run"
+    train_translation(
+        *files(number_data), out, TINY_MODEL, tiny_train_config(max_steps=2, precision="auto"),
+        TINY_DATA, progress=False,
+    )  # fmt: skip
+    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["precision"] for r in records if r["split"] == "start"] == [expected]
+    assert json.loads((out / "train_config.json").read_text())["precision"] == "auto"
+    # fp32 enters no autocast at all; bf16 enters it for every training step
+    assert dtypes == ([torch.bfloat16] * 2 if expected == "bf16" else [])
