@@ -204,9 +204,14 @@ def test_beam_search_matches_without_length_penalty(tmp_path):
         assert not {"<pad>", "<s>"} & set(r.hypotheses[0])
         assert untoks(r.hypotheses[0]) == hyps[0].tokens
         assert r.scores[0] == pytest.approx(hyps[0].log_prob, abs=1e-4)
-    # With the default options (suppression on) the outputs are the same too.
+    # With the default options (suppression on) the outputs are the same too, but for at most
+    # one: suppressing before the log-softmax (CT2) raises every other token's log-prob by the
+    # mass <pad>/<s> held, which can move where a low-confidence output stops (seen on an
+    # AVX2-only CPU: a token repeated 30 times by aiayn, 29 by CT2; none on an AMX CPU).
     default = ct2_decode(tr, sources, beam_size=4)
-    assert [untoks(r.hypotheses[0]) for r in default] == [h[0].tokens for h in ours]
+    outputs = [untoks(r.hypotheses[0]) for r in default]
+    assert sum(o != h[0].tokens for o, h in zip(outputs, ours, strict=True)) <= 1
+    assert not any({PAD, BOS} & set(o) for o in outputs)
     # And the beam really searched: greedy picks other outputs somewhere.
     greedy = generate(model, src, BOS, EOS, beam_size=1, extra_len=EXTRA)
     assert greedy != [h[0].tokens for h in ours]
