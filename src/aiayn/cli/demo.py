@@ -30,14 +30,12 @@ def run(args: argparse.Namespace) -> int:
     import shutil
     from pathlib import Path
 
-    from aiayn.tasks.number_demo import DEMO_TRAIN, run_demo
+    from aiayn.tasks.number_demo import demo_train_config, run_demo
 
     out = Path(args.out)
     if (out / "model").exists():  # a demo is a fresh run: replace the previous one
         shutil.rmtree(out / "model")
-    train = (
-        DEMO_TRAIN if args.max_minutes is None else DEMO_TRAIN.replace(max_minutes=args.max_minutes)
-    )
+    train = demo_train_config(args.max_minutes)
     if not args.json:
         print(f"training English → German number words into {out} "
               f"(about {train.max_minutes:g} minutes on a CPU) …", flush=True)  # fmt: skip
