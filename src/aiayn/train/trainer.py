@@ -114,7 +114,7 @@ class Trainer:
         if self.dist.enabled and self.device.type == "cuda":
             self.device = torch.device("cuda", self.dist.local_rank)
         if config.precision == "fp16" and self.device.type != "cuda":
-            raise ConfigError("precision 'fp16' needs a CUDA GPU; use 'auto' or 'bf16' on CPU")
+            raise ConfigError("precision 'fp16' needs a CUDA GPU; use 'auto' or 'fp32' on CPU")
         # "auto" becomes what is fast here; the run's config keeps "auto", the log the choice
         self.precision = resolve_precision(config.precision, self.device)
         if self.device.type == "cpu":
