@@ -19,6 +19,7 @@ import argparse
 import datetime
 import json
 import platform
+import sys
 from dataclasses import asdict
 from pathlib import Path
 
@@ -56,8 +57,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="what to measure: training step, translation, one attention layer vs length, "
         "aiayn's own optimizations before/after (default: train translate)",
     )  # fmt: skip
-    p.add_argument("--precision", nargs="+", choices=["fp32", "bf16"], default=["fp32", "bf16"],
-                   help="training precisions (bf16 = autocast, fp32 weights)")  # fmt: skip
+    p.add_argument("--precision", nargs="+", choices=["fp32", "bf16"], default=None,
+                   help="training precisions (bf16 = autocast, fp32 weights; default: both, "
+                   "fp32 alone on a CPU that emulates bf16, where each bf16 row takes "
+                   "minutes)")  # fmt: skip
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu",
                    help="cpu or cuda (default: cuda when available)")  # fmt: skip
     p.add_argument("--warmup", type=int, default=2, help="untimed calls before timing")
@@ -83,6 +86,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         # 2048³ bf16 matmuls take ~30 s each where bf16 is emulated (AVX2-only CPUs)
         args.peak_n = 256
         args.no_record = args.no_record or args.record is None
+    if args.precision is None:
+        args.precision = _default_precisions(args)
     if args.record is None:
         args.record = ROOT / "docs" / "benchmarks.md"
     return args
@@ -105,13 +110,29 @@ def main(argv: list[str] | None = None) -> dict:
     return report
 
 
+def _default_precisions(args: argparse.Namespace) -> list[str]:
+    """fp32 and bf16, but fp32 alone on a CPU that emulates bf16 (31× slower training steps on
+    an AVX2-only EPYC: docs/benchmarks.md), unless a smoke run's tiny rows are all it asks."""
+    if args.device != "cpu" or args.smoke:
+        return ["fp32", "bf16"]
+    from aiayn.train.precision import SLOW_FACTOR, cpu_bf16_slowdown
+
+    slowdown = cpu_bf16_slowdown()
+    if slowdown <= SLOW_FACTOR:
+        return ["fp32", "bf16"]
+    print(f"bf16 rows skipped: this CPU emulates bf16 (a matmul takes {slowdown:.0f}× fp32's "
+          "time); --precision fp32 bf16 times them anyway", file=sys.stderr)  # fmt: skip
+    return ["fp32"]
+
+
 def _jobs(args: argparse.Namespace) -> list[tuple[tuple, str, dict]]:
     """(result key, worker task, spec) for every measurement, in running order."""
     timing = {"warmup": args.warmup, "reps": args.reps}
-    jobs = []
-    if {"train", "translate", "optimizations"} & set(args.parts):  # the parts that report MFU
-        for p in ("fp32", "bf16"):
-            jobs.append((("peak", p), "peak", {"precision": p, "n": args.peak_n}))
+    # the MFU denominators: training reports MFU per precision, decoding (fp32) too
+    peaks = set(args.precision) if "train" in args.parts else set()
+    peaks |= {"fp32"} if "translate" in args.parts else set()
+    peaks = [p for p in ("fp32", "bf16") if p in peaks]
+    jobs = [(("peak", p), "peak", {"precision": p, "n": args.peak_n}) for p in peaks]
     for size in args.size:
         dims = asdict(SIZES[size])
         if "train" in args.parts:

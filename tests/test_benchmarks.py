@@ -12,7 +12,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from aiayn.decode.search import generate
 from aiayn.nn.dropout import Dropout
 from benchmarks.contenders import BOS, EOS, SIZES, aiayn_model, aiayn_torch_dropout_model
-from benchmarks.run import TABLE_HEADER
+from benchmarks.run import TABLE_HEADER, _jobs, parse_args
 from benchmarks.translation import decode_flops
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -52,6 +52,27 @@ def test_smoke_run_measures_every_contender_and_records_a_row(tmp_path):
     assert text.startswith("# Benchmarks\n\nSome text that must stay.\n")
     assert text.count(TABLE_HEADER) == 1 and text.rstrip().splitlines()[-1].startswith("| ")
     assert "| tiny |" in text.splitlines()[-1]
+
+
+@pytest.mark.parametrize(
+    "slowdown, precisions", [(0.3, ["fp32", "bf16"]), (60.0, ["fp32"])], ids=["amx", "avx2"]
+)
+def test_bf16_rows_are_left_out_by_default_where_the_cpu_emulates_bf16(
+    slowdown, precisions, monkeypatch
+):
+    from aiayn.train import precision
+
+    monkeypatch.setattr(precision, "cpu_bf16_slowdown", lambda: slowdown)
+    args = parse_args(["--device", "cpu"])
+    assert args.precision == precisions
+    trained = {key[2] for key, task, _ in _jobs(args) if task == "train"}
+    peaks = {key[1] for key, task, _ in _jobs(args) if task == "peak"}
+    assert trained == peaks == set(precisions)  # no MFU denominator for rows not timed
+    # asked for by name, or in a smoke run's tiny rows, bf16 is timed anyway
+    assert parse_args(["--device", "cpu", "--precision", "bf16"]).precision == ["bf16"]
+    assert parse_args(["--device", "cpu", "--smoke"]).precision == ["fp32", "bf16"]
+    # the attention part reports no MFU, so it measures no peak
+    assert not [j for j in _jobs(parse_args(["--parts", "attention"])) if j[1] == "peak"]
 
 
 def test_failed_measurement_fails_the_run_and_records_nothing(tmp_path):
