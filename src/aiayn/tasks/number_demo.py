@@ -31,7 +31,8 @@ DEMO_MODEL = ModelConfig(
 )
 # The cosine reaches 0 at the time budget however fast the machine: an AVX2-only CPU makes ~600
 # steps in it (fp32), an AMX one more (bf16). On the former, annealing where the run stops
-# scored 99.5% exact match twice, where an inverse-sqrt lr cut off at 3.5 minutes scored 96.4%.
+# scored 99.5%, 99.5% and 98.2% exact match, where an inverse-sqrt lr cut off at 3.5 minutes
+# scored 96.4%.
 DEMO_TRAIN = TrainConfig(
     schedule="cosine",
     peak_lr=2e-3,
