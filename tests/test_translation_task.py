@@ -170,3 +170,54 @@ def test_bpe_dropout_needs_bpe(files) -> None:
         TranslationTask(tiny_model(data), data, bpe_dropout=0.1)
     with pytest.raises(ConfigError, match="'bpe_dropout'"):
         TrainConfig(bpe_dropout=-0.1)
+
+
+def test_bidirectional_epochs_add_every_pair_reversed_then_stop(files) -> None:
+    data = prepare_data(*files, vocab_size=300, max_len=64)
+    task = TranslationTask(tiny_model(data), data, max_tokens=120, bidirectional_epochs=2)
+    tok = data.tokenizers.source
+    for epoch in (0, 1):
+        pairs = task.epoch_pairs(epoch)
+        assert pairs[: len(data.train)] == data.train  # the real direction, unchanged
+        backward = pairs[len(data.train) :]
+        assert len(backward) == len(data.train)
+        # (German + </s>, English): the same sentences, roles swapped, </s> moved with them
+        assert [tok.decode(s) for s, _ in backward] == [tok.decode(t) for _, t in data.train]
+        assert [tok.decode(t) for _, t in backward] == [tok.decode(s) for s, _ in data.train]
+        assert all(s[-1] == tok.eos_id and tok.eos_id not in t for s, t in backward)
+    assert task.epoch_pairs(2) is data.train  # then the real direction alone
+    # each epoch is planned on its own pairs: twice the batches while both directions train
+    sampler = task.train_sampler(0, 1)
+    n0, n2 = len(sampler.plan_for(0)), len(sampler.plan_for(2))
+    assert n0 > 1.5 * n2
+    covered = sorted(i for b in sampler.epoch_batches(0) for i in b)
+    assert covered == list(range(2 * len(data.train)))  # every pair, both ways, once
+    # a batch of a bidirectional epoch collates the reversed pairs it names
+    indices = next(b for b in sampler.epoch_batches(0) if max(b) >= len(data.train))
+    batch = task.collate(indices, torch.device("cpu"))
+    expected = task._collate([task.epoch_pairs(0)[i] for i in indices])
+    assert torch.equal(batch.src, expected.src) and torch.equal(batch.tgt_out, expected.tgt_out)
+    # off by default: one direction from the first epoch
+    assert TranslationTask(tiny_model(data), data).epoch_pairs(0) is data.train
+
+
+def test_bidirectional_epochs_skip_a_reversal_too_long_for_the_model(files) -> None:
+    data = prepare_data(*files, vocab_size=300, max_len=64)
+    longest_tgt = max(len(t) for _, t in data.train)
+    # a model whose positions fit the longest target only without its new </s>
+    model = EncoderDecoder(tiny_model(data).config.replace(max_len=longest_tgt + 1))
+    pairs = TranslationTask(model, data, bidirectional_epochs=1).epoch_pairs(0)
+    backward = pairs[len(data.train) :]
+    assert 0 < len(backward) < len(data.train)
+    assert max(len(s) for s, _ in backward) <= longest_tgt
+
+
+def test_bidirectional_epochs_need_a_shared_vocabulary_and_a_flag(files) -> None:
+    data = prepare_data(*files, vocab_size=300, max_len=64, joint=False)
+    with pytest.raises(ConfigError, match="shared by both languages"):
+        TranslationTask(tiny_model(data), data, bidirectional_epochs=1)
+    with pytest.raises(ConfigError, match="'bidirectional_epochs'"):
+        TrainConfig(bidirectional_epochs=-1)
+    args = ["train", "--train-src", "a", "--train-tgt", "b", "--valid-src", "c"]
+    args += ["--valid-tgt", "d", "--out", "e", "--bidirectional-epochs", "8"]
+    assert build_configs(build_parser().parse_args(args))[1].bidirectional_epochs == 8

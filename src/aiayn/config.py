@@ -181,6 +181,10 @@ class TrainConfig:
     # anew each epoch, each BPE merge skipped with this probability
     # (aiayn.tokenizers.bpe_dropout); 0 = off. Needs a BPE tokenizer.
     bpe_dropout: float = 0.0
+    # Bidirectional training (BiT, Ding et al., 2021; not in the paper): the first N epochs
+    # train on every pair in both directions (aiayn.data.bidirectional), each such epoch twice
+    # as long; 0 = off. Needs one vocabulary shared by both languages.
+    bidirectional_epochs: int = 0
     # batching (§5.1): ~25k source + 25k target tokens per step, reached via accumulation
     max_tokens: int = 4096  # per micro-batch, padded size of the larger side
     max_sentences: int | None = None
@@ -231,6 +235,8 @@ class TrainConfig:
             raise bad("token_dropout", "must be in [0, 1) (0 = off)")
         if not 0.0 <= self.bpe_dropout < 1.0:
             raise bad("bpe_dropout", "must be in [0, 1) (0 = off)")
+        if self.bidirectional_epochs < 0:
+            raise bad("bidirectional_epochs", "must be >= 0 (0 = off)")
         if self.schedule not in Schedule.__args__:
             raise bad("schedule", f"must be one of {', '.join(Schedule.__args__)}")
         if self.decay_minutes is not None and self.schedule != "cosine":

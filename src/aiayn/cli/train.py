@@ -19,7 +19,7 @@ _TRAIN_FLAGS = {
     "max_tokens": int, "max_sentences": int, "update_freq": int, "schedule": str,
     "warmup_steps": int, "lr_scale": float, "peak_lr": float, "decay_steps": int,
     "decay_minutes": float, "min_lr": float, "label_smoothing": float, "r_drop": float,
-    "token_dropout": float, "bpe_dropout": float,
+    "token_dropout": float, "bpe_dropout": float, "bidirectional_epochs": int,
     "clip_norm": float, "weight_decay": float, "max_steps": int, "max_epochs": int,
     "max_minutes": float, "valid_every": int, "keep_last": int, "average_last": int,
     "patience": int, "best_metric": str, "precision": str, "seed": int, "log_every": int,
@@ -129,6 +129,13 @@ def add_parser(sub) -> None:
         "with this probability (0.1 in the paper); a regulariser for small corpora, ~25%% more "
         "tokens per sentence at 0.1; BPE tokenizers only; it hurt on Multi30k's byte-level "
         "vocabulary (docs/results.md, run 18) [0 = off]",
+    )
+    g.add_argument(
+        "--bidirectional-epochs",
+        type=int,
+        help="bidirectional training (BiT): the first N epochs train on every pair in both "
+        "directions, target->source too, each such epoch twice as long; then the real "
+        "direction alone. Needs the shared vocabulary [0 = off]",
     )
     g.add_argument("--clip-norm", type=float, help="clip the gradient L2 norm, 0 = off [0]")
     g.add_argument("--weight-decay", type=float, help="AdamW decay on weight matrices [0]")

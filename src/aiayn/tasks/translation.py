@@ -23,6 +23,7 @@ from tokenizers import models
 from torch import nn
 
 from aiayn.data.batching import Batch, TokenBatchSampler, collate_pairs, pair_lengths
+from aiayn.data.bidirectional import reversed_pairs
 from aiayn.data.parallel import ReadStats, filter_by_length, read_parallel
 from aiayn.data.token_dropout import drop_tokens
 from aiayn.errors import ConfigError
@@ -128,6 +129,7 @@ class TranslationTask:
         r_drop: float = 0.0,
         token_dropout: float = 0.0,
         bpe_dropout: float = 0.0,
+        bidirectional_epochs: int = 0,
     ) -> None:
         self.model = model
         self.data = data
@@ -141,16 +143,24 @@ class TranslationTask:
         self.eos_id = data.tokenizers.target.eos_id
         _check_vocab(model, data.tokenizers)
         self._segmenter = _bpe_dropout_segmenter(data, bpe_dropout, seed) if bpe_dropout else None
-        self._segmented: dict[int, list[IdPair]] = {}  # epoch → its BPE-dropout pairs (≤ 2 kept)
+        self.bidirectional_epochs = bidirectional_epochs
+        if bidirectional_epochs and not data.tokenizers.is_shared:
+            raise ConfigError(
+                "bidirectional_epochs needs one vocabulary shared by both languages (each side "
+                "reads and writes both); train a joint tokenizer or set bidirectional_epochs to 0"
+            )
+        self._epoch_cache: dict[int, list[IdPair]] = {}  # epoch → its own pairs (≤ 2 kept)
 
     # --- TrainingTask -------------------------------------------------------------------------
 
     def train_sampler(self, rank: int, world_size: int) -> TokenBatchSampler:
-        """Token batches; with BPE-dropout, planned anew each epoch from that epoch's lengths.
+        """Token batches; planned anew each epoch from that epoch's lengths where the pairs
+        change from epoch to epoch (BPE-dropout, bidirectional epochs).
 
         Batches planned on the plain lengths would be padded to their longest resegmented pair:
         on Multi30k at p = 0.1, 67% padding efficiency against 95% when planned per epoch.
         """
+        changing = self._segmenter is not None or self.bidirectional_epochs > 0
         return TokenBatchSampler(
             pair_lengths(self.data.train),
             self.max_tokens,
@@ -159,7 +169,7 @@ class TranslationTask:
             rank=rank,
             world_size=world_size,
             epoch_lengths=(
-                (lambda epoch: pair_lengths(self.epoch_pairs(epoch))) if self._segmenter else None
+                (lambda epoch: pair_lengths(self.epoch_pairs(epoch))) if changing else None
             ),
         )
 
@@ -234,25 +244,36 @@ class TranslationTask:
     # --- helpers ------------------------------------------------------------------------------
 
     def epoch_pairs(self, epoch: int) -> list[IdPair]:
-        """The training pairs as BPE-dropout segments them in `epoch`.
+        """The training pairs of `epoch`: as BPE-dropout segments them in that epoch, and in
+        the first `bidirectional_epochs` epochs followed by each pair reversed (target→source,
+        `aiayn.data.bidirectional`). Without either: the plain pairs.
 
-        A function of (seed, epoch) alone, so a resumed run sees the same segmentation. A pair
-        whose resegmented side would outgrow the model's positions or `max_tokens` keeps its
-        plain segmentation. Without BPE-dropout: the plain pairs.
+        A function of (seed, epoch) alone, so a resumed run sees the same pairs. A pair
+        whose resegmented or reversed side would outgrow the model's positions or `max_tokens`
+        keeps its plain segmentation, resp. is not reversed.
         """
-        if self._segmenter is None:
+        if self._segmenter is None and epoch >= self.bidirectional_epochs:
             return self.data.train
-        if epoch not in self._segmented:
-            # its own stream: (seed, epoch) alone also seeds the sampler's batch order
-            src, tgt = self._segmenter(np.random.default_rng([self.seed, epoch, 0xB9E]))
+        if epoch not in self._epoch_cache:
             limit = min(self.model.config.max_len - 1, self.max_tokens - 1)
-            pairs = []
-            for (s, t), plain in zip(zip(src, tgt, strict=True), self.data.train, strict=True):
-                s = s + plain[0][-1:]  # the source keeps its </s>
-                pairs.append(plain if len(s) > limit or len(t) > limit else (s, t))
-            self._segmented = {e: p for e, p in self._segmented.items() if e == epoch - 1}
-            self._segmented[epoch] = pairs
-        return self._segmented[epoch]
+            pairs = self._segment(epoch, limit) if self._segmenter else self.data.train
+            if epoch < self.bidirectional_epochs:
+                backward = reversed_pairs(pairs, self.data.tokenizers.source.eos_id, limit)
+                log.info("epoch %d: %d pairs reversed too", epoch, len(backward))
+                pairs = pairs + backward
+            self._epoch_cache = {e: p for e, p in self._epoch_cache.items() if e == epoch - 1}
+            self._epoch_cache[epoch] = pairs
+        return self._epoch_cache[epoch]
+
+    def _segment(self, epoch: int, limit: int) -> list[IdPair]:
+        """The training pairs as BPE-dropout segments them in `epoch`."""
+        # its own stream: (seed, epoch) alone also seeds the sampler's batch order
+        src, tgt = self._segmenter(np.random.default_rng([self.seed, epoch, 0xB9E]))
+        pairs = []
+        for (s, t), plain in zip(zip(src, tgt, strict=True), self.data.train, strict=True):
+            s = s + plain[0][-1:]  # the source keeps its </s>
+            pairs.append(plain if len(s) > limit or len(t) > limit else (s, t))
+        return pairs
 
     def _collate(self, pairs: list[IdPair]) -> Batch:
         return collate_pairs(pairs, pad_id=self.pad_id, bos_id=self.bos_id, eos_id=self.eos_id)
@@ -381,6 +402,7 @@ def train_translation(
         r_drop=train_config.r_drop,
         token_dropout=train_config.token_dropout,
         bpe_dropout=train_config.bpe_dropout,
+        bidirectional_epochs=train_config.bidirectional_epochs,
         seed=train_config.seed,
         valid_beam=data_options.valid_beam,
         valid_bleu_sentences=data_options.valid_bleu_sentences,
