@@ -1,11 +1,12 @@
 """Bidirectional training data: each pair also read the other way round (not in the paper).
 
-Bidirectional training (BiT; Ding et al., 2021, "Improving Neural Machine Translation by
-Bidirectional Training") trains the first part of a run on the pairs in both directions,
-source→target and target→source, with nothing to say which direction a pair goes, then goes on
-with the real direction alone. With one vocabulary shared by both languages (and tied
+Bidirectional training (BiT; Ding et al., EMNLP 2021, "Improving Neural Machine Translation
+by Bidirectional Training") trains the first third of a run on the pairs in both directions,
+source→target and target→source, with nothing to say which direction a pair goes, then the
+rest on the real direction alone. With one vocabulary shared by both languages (and tied
 embeddings), the encoder and decoder each learn both languages, which doubles what a small
-corpus teaches them early on; the paper reports +1 to +2 BLEU on low-resource pairs.
+corpus teaches them early on; the paper reports gains on 15 tasks of 160k to 38M pairs, at no
+cost in parameters or steps.
 
 Token ids follow `aiayn.tasks.translation`: a source ends with </s>, a target carries no
 specials (collation adds <s> and </s>). Reversing a pair moves the </s> with the roles.
