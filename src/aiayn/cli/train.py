@@ -135,7 +135,8 @@ def add_parser(sub) -> None:
         type=int,
         help="bidirectional training (BiT): the first N epochs train on every pair in both "
         "directions, target->source too, each such epoch twice as long; then the real "
-        "direction alone. Needs the shared vocabulary [0 = off]",
+        "direction alone. Needs the shared vocabulary; on Multi30k in an hour it moved val "
+        "BLEU by +0.4, within noise (docs/results.md, run 22) [0 = off]",
     )
     g.add_argument("--clip-norm", type=float, help="clip the gradient L2 norm, 0 = off [0]")
     g.add_argument("--weight-decay", type=float, help="AdamW decay on weight matrices [0]")
