@@ -72,7 +72,7 @@ def test_the_probe_agrees_with_the_cpu_it_runs_on():
     assert math.isfinite(slowdown) and slowdown > 0
     flags = cpu_flags() if platform.machine() in ("x86_64", "AMD64") else set()
     # The unambiguous x86 cases: bf16 instructions (AMX tiles, or AVX-512's bf16 dot products:
-    # 0.29 measured on a Zen EPYC), or none at all; elsewhere (AVX-512 without BF16, ARM)
+    # 0.29 measured on an AMD EPYC), or none at all; elsewhere (AVX-512 without BF16, ARM)
     # either can happen.
     if "amx_bf16" in flags or "avx512_bf16" in flags:
         assert slowdown <= FAST_FRACTION, f"bf16 CPU, yet bf16 took {slowdown:.2f}× fp32's time"
