@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-IdPair = tuple[list[int], list[int]]
+from aiayn.data.parallel import IdPair
 
 
 def reversed_pairs(pairs: Sequence[IdPair], eos_id: int, limit: int) -> list[IdPair]:
