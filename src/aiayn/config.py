@@ -41,6 +41,7 @@ class ModelConfig:
     n_decoder_layers: int = 6  # §3.1: N = 6
     dropout: float = 0.1  # §5.4: P_drop = 0.1 on sub-layer outputs and embeddings + positions
     attention_dropout: float = 0.0  # not in the paper; tensor2tensor later added it
+    activation_dropout: float = 0.0  # not in the paper: on the FFN's inner activations
     activation: Activation = "relu"  # §3.3: FFN(x) = max(0, xW1 + b1)W2 + b2
     norm_first: bool = False  # False = post-LN, the paper's LayerNorm(x + Sublayer(x)) (§3.1)
     layer_norm_eps: float = 1e-5
@@ -76,7 +77,7 @@ class ModelConfig:
             raise bad("d_model", f"must be divisible by n_heads = {self.n_heads}")
         if self.positional == "rope" and (self.d_model // self.n_heads) % 2:
             raise bad("positional", "rope needs an even head dimension (d_model / n_heads)")
-        for name in ("dropout", "attention_dropout"):
+        for name in ("dropout", "attention_dropout", "activation_dropout"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise bad(name, "must be in [0, 1)")
         choices = {

@@ -24,6 +24,7 @@ def layer_spec(cfg: ModelConfig) -> LayerSpec:
         d_ff=cfg.d_ff,
         dropout=cfg.dropout,
         attention_dropout=cfg.attention_dropout,
+        activation_dropout=cfg.activation_dropout,
         activation=cfg.activation,
         norm_first=cfg.norm_first,
         eps=cfg.layer_norm_eps,

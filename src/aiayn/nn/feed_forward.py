@@ -5,27 +5,33 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from aiayn.nn.dropout import Dropout
 from aiayn.nn.trace import record
 
 
 class PositionwiseFeedForward(nn.Module):
     """Two linear maps with an activation between, applied to each position independently.
 
-    ReLU is the paper's; GELU is the option BERT and GPT made standard.
+    ReLU is the paper's; GELU is the option BERT and GPT made standard. `dropout` acts on the
+    inner activations (tensor2tensor's relu_dropout, fairseq's activation_dropout): not in the
+    paper, a regulariser of the widest layer for small corpora.
     """
 
-    def __init__(self, d_model: int, d_ff: int, activation: str = "relu") -> None:
+    def __init__(
+        self, d_model: int, d_ff: int, activation: str = "relu", dropout: float = 0.0
+    ) -> None:
         super().__init__()
         if activation not in ("relu", "gelu"):
             raise ValueError(f"activation must be 'relu' or 'gelu', got {activation!r}")
         self.w_1 = nn.Linear(d_model, d_ff)
         self.w_2 = nn.Linear(d_ff, d_model)
         self.activation = F.relu if activation == "relu" else F.gelu
+        self.dropout = Dropout(dropout)
 
     def forward(self, x: Tensor) -> Tensor:
         """Shape: x (B, T, D) -> (B, T, D)."""
         h = self.activation(self.w_1(x))  # (B, T, d_ff)
         record("FFN inner max(0, x·W1 + b1)", h)
-        out = self.w_2(h)  # (B, T, D)
+        out = self.w_2(self.dropout(h))  # (B, T, D)
         record("FFN output ·W2 + b2", out)
         return out

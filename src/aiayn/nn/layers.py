@@ -22,6 +22,7 @@ class LayerSpec:
     d_ff: int = 2048
     dropout: float = 0.1  # on each sub-layer's output, before the residual add (§5.4)
     attention_dropout: float = 0.0  # on the attention weights
+    activation_dropout: float = 0.0  # on the FFN's inner activations
     activation: str = "relu"
     norm_first: bool = False  # False: post-LN as in the paper; True: pre-LN
     eps: float = 1e-5
@@ -51,7 +52,9 @@ class LayerSpec:
         return Residual(self.d_model, self.dropout, self.norm_first, self.eps)
 
     def feed_forward(self) -> PositionwiseFeedForward:
-        return PositionwiseFeedForward(self.d_model, self.d_ff, self.activation)
+        return PositionwiseFeedForward(
+            self.d_model, self.d_ff, self.activation, self.activation_dropout
+        )
 
 
 class EncoderLayer(nn.Module):
