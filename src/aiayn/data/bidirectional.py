@@ -8,7 +8,7 @@ embeddings), the encoder and decoder each learn both languages, which doubles wh
 corpus teaches them early on; the paper reports gains on 15 tasks of 160k to 38M pairs, at no
 cost in parameters or steps.
 
-Token ids follow `aiayn.tasks.translation`: a source ends with </s>, a target carries no
+Token ids follow `aiayn.tasks.translation.data`: a source ends with </s>, a target carries no
 specials (collation adds <s> and </s>). Reversing a pair moves the </s> with the roles.
 """
 

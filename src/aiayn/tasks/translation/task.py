@@ -1,12 +1,6 @@
-"""Machine translation: parallel text + tokenizers + EncoderDecoder + loss + BLEU, wired together.
-
-    data = prepare_data(train_src, train_tgt, valid_src, valid_tgt, vocab_size=8000)
-    model = EncoderDecoder(presets.small(data.tokenizers.source.vocab_size))
-    task = TranslationTask(model, data, max_tokens=4096)
-    Trainer(model, task, TrainConfig(...), out_dir).fit()
-
-Token ids: the source ends with </s> (as fairseq does: it marks where the sentence stops);
-the decoder reads <s> y_1 … y_n and predicts y_1 … y_n </s>.
+"""`TranslationTask`: the Trainer's view of translation. It batches the token-id pairs of
+`aiayn.tasks.translation.data`, computes the label-smoothed loss, and validates with loss,
+perplexity and BLEU from decoding.
 """
 
 from __future__ import annotations
@@ -14,7 +8,6 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -24,93 +17,16 @@ from torch import nn
 
 from aiayn.data.batching import Batch, TokenBatchSampler, collate_pairs, pair_lengths
 from aiayn.data.bidirectional import reversed_pairs
-from aiayn.data.parallel import ReadStats, filter_by_length, read_parallel
 from aiayn.data.token_dropout import drop_tokens
 from aiayn.errors import ConfigError
 from aiayn.models.encoder_decoder import EncoderDecoder
 from aiayn.models.serialization import save_pretrained
-from aiayn.tokenizers import TokenizerPair, train_bpe, train_wordpiece
+from aiayn.tasks.translation.data import IdPair, TranslationData
+from aiayn.tokenizers import TokenizerPair
 from aiayn.tokenizers.bpe_dropout import SubwordSampler
 from aiayn.train.loss import LossOutput, label_smoothed_nll, r_drop_loss
 
 log = logging.getLogger(__name__)
-
-IdPair = tuple[list[int], list[int]]
-
-
-@dataclass
-class TranslationData:
-    """Tokenized training pairs and raw validation text (BLEU is computed on raw text)."""
-
-    tokenizers: TokenizerPair
-    train: list[IdPair]
-    train_stats: ReadStats
-    valid_src: list[str]
-    valid_ref: list[str]
-    valid: list[IdPair]
-
-
-def train_tokenizers(
-    src_path: str | Path,
-    tgt_path: str | Path,
-    vocab_size: int = 8000,
-    joint: bool = True,
-    kind: str = "bpe",
-    lowercase: bool = False,
-) -> TokenizerPair:
-    """One vocabulary over both languages (the paper's, §5.1) or one per side."""
-    train = {"bpe": train_bpe, "wordpiece": train_wordpiece}.get(kind)
-    if train is None:
-        raise ConfigError(f"tokenizer '{kind}' is unknown; choose bpe or wordpiece")
-    options = dict(vocab_size=vocab_size, lowercase=lowercase)
-    if joint:
-        return TokenizerPair.shared(train([src_path, tgt_path], **options))
-    return TokenizerPair(train(src_path, **options), train(tgt_path, **options))
-
-
-def encode_pairs(tokenizers: TokenizerPair, pairs: list[tuple[str, str]]) -> list[IdPair]:
-    """Source ids end with </s>; target ids carry no specials (collation adds them)."""
-    src = tokenizers.source.encode_batch([s for s, _ in pairs], add_eos=True)
-    tgt = tokenizers.target.encode_batch([t for _, t in pairs], add_eos=False)
-    return list(zip(src, tgt, strict=True))
-
-
-def prepare_data(
-    train_src: str | Path,
-    train_tgt: str | Path,
-    valid_src: str | Path,
-    valid_tgt: str | Path,
-    tokenizers: TokenizerPair | None = None,
-    vocab_size: int = 8000,
-    joint: bool = True,
-    max_len: int = 256,
-    kind: str = "bpe",
-    lowercase: bool = False,
-) -> TranslationData:
-    """Read, tokenize (training a tokenizer if none is given) and length-filter the data.
-
-    Pairs with a side longer than `max_len` tokens are dropped from training and counted,
-    never truncated. Validation keeps every pair (its BLEU must cover the whole set).
-    `lowercase` only matters when a tokenizer is trained here (see `train_bpe`).
-    """
-    pairs, stats = read_parallel(train_src, train_tgt)
-    log.info("read %s / %s: %s", train_src, train_tgt, stats)
-    if not pairs:
-        raise ConfigError(f"{train_src}: no non-empty training pairs; check the files")
-    if tokenizers is None:
-        tokenizers = train_tokenizers(train_src, train_tgt, vocab_size, joint, kind, lowercase)
-    train, stats = filter_by_length(encode_pairs(tokenizers, pairs), max_len - 1, stats=stats)
-    if stats.too_long:
-        log.warning("%d training pairs longer than %d tokens were skipped", stats.too_long, max_len)
-    valid_pairs, _ = read_parallel(valid_src, valid_tgt)
-    return TranslationData(
-        tokenizers=tokenizers,
-        train=train,
-        train_stats=stats,
-        valid_src=[s for s, _ in valid_pairs],
-        valid_ref=[t for _, t in valid_pairs],
-        valid=encode_pairs(tokenizers, valid_pairs),
-    )
 
 
 class TranslationTask:
@@ -329,91 +245,3 @@ def _check_vocab(model: EncoderDecoder, tokenizers: TokenizerPair) -> None:
             "tie_embeddings 'all' needs one shared vocabulary; train a joint tokenizer or set "
             "tie_embeddings to 'decoder'"
         )
-
-
-@dataclass(frozen=True)
-class DataOptions:
-    """How training text becomes token ids."""
-
-    vocab_size: int = 8000  # shared BPE merges; the paper used ~37k for WMT En-De
-    joint: bool = True  # one vocabulary for both languages (§5.1)
-    tokenizer: str = "bpe"  # or "wordpiece"
-    max_len: int = 256  # training pairs with a longer side are skipped (and counted)
-    valid_beam: int = 1  # beam used for validation BLEU (1 = greedy, fast)
-    valid_bleu_sentences: int | None = None  # decode only the first N for BLEU (None = all)
-    lowercase: bool = False  # tokenizer lowercases everything: the model reads and writes lowercase
-
-
-def train_translation(
-    train_src: str | Path,
-    train_tgt: str | Path,
-    valid_src: str | Path,
-    valid_tgt: str | Path,
-    out_dir: str | Path,
-    model_config,
-    train_config,
-    data_options: DataOptions = DataOptions(),
-    resume: bool = False,
-    progress: bool | None = None,
-):
-    """Everything `aiayn train` does: tokenizer, data, model, Trainer. Returns the TrainResult.
-
-    `model_config` may leave the vocabulary sizes to the tokenizer: they are set from it.
-    On `resume`, the tokenizer and model config saved in `out_dir` are reused.
-    """
-    from aiayn.config import ModelConfig
-    from aiayn.train.checkpoint import check_run_dir
-    from aiayn.train.trainer import Trainer
-
-    out_dir = Path(out_dir)
-    check_run_dir(out_dir, resume)  # fail before spending minutes on data
-    tokenizers = None
-    if resume:
-        tokenizers = TokenizerPair.load(out_dir)
-        model_config = ModelConfig.load(out_dir / "config.json")
-    data = prepare_data(
-        train_src,
-        train_tgt,
-        valid_src,
-        valid_tgt,
-        tokenizers=tokenizers,
-        vocab_size=data_options.vocab_size,
-        joint=data_options.joint,
-        kind=data_options.tokenizer,
-        max_len=data_options.max_len,
-        lowercase=data_options.lowercase,
-    )
-    if not resume:
-        sizes = {
-            "src_vocab_size": data.tokenizers.source.vocab_size,
-            "tgt_vocab_size": data.tokenizers.target.vocab_size,
-        }
-        if not data.tokenizers.is_shared and model_config.tie_embeddings == "all":
-            sizes["tie_embeddings"] = "decoder"
-        model_config = model_config.replace(**sizes)
-    torch.manual_seed(train_config.seed)  # the same initial weights for the same seed
-    model = EncoderDecoder(model_config)
-    task = TranslationTask(
-        model,
-        data,
-        max_tokens=train_config.max_tokens,
-        max_sentences=train_config.max_sentences,
-        label_smoothing=train_config.label_smoothing,
-        r_drop=train_config.r_drop,
-        token_dropout=train_config.token_dropout,
-        bpe_dropout=train_config.bpe_dropout,
-        bidirectional_epochs=train_config.bidirectional_epochs,
-        seed=train_config.seed,
-        valid_beam=data_options.valid_beam,
-        valid_bleu_sentences=data_options.valid_bleu_sentences,
-    )
-    trainer = Trainer(model, task, train_config, out_dir, progress=progress)
-    if not resume and trainer.dist.is_main:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        data.tokenizers.save(out_dir)
-        model_config.save(out_dir / "config.json")
-    log.info(
-        "model: %.2fM parameters; %d training pairs (%s)",
-        model.num_parameters() / 1e6, len(data.train), data.train_stats,
-    )  # fmt: skip
-    return trainer.fit(resume=resume)
