@@ -135,7 +135,7 @@ def test_a_comparison_differs_in_its_one_setting_only(compare, key, first, secon
 def test_the_torch_dropout_contender_is_aiayn_with_every_dropout_swapped():
     ours, _ = aiayn_model(SIZES["tiny"])
     swapped, _ = aiayn_torch_dropout_model(SIZES["tiny"])
-    n_ours = sum(isinstance(m, Dropout) for m in ours.modules())
-    assert n_ours > 0 and not any(isinstance(m, Dropout) for m in swapped.modules())
-    torch_dropouts = [m for m in swapped.modules() if isinstance(m, torch.nn.Dropout)]
-    assert len(torch_dropouts) == n_ours and all(m.p == 0.1 for m in torch_dropouts)
+    ours_p = [m.p for m in ours.modules() if isinstance(m, Dropout)]
+    assert 0.1 in ours_p and not any(isinstance(m, Dropout) for m in swapped.modules())
+    # the same rates in the same places (the FFN's activation dropout is there at p = 0)
+    assert [m.p for m in swapped.modules() if isinstance(m, torch.nn.Dropout)] == ours_p
