@@ -11,13 +11,11 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from aiayn.data.parallel import ReadStats, filter_by_length, read_parallel
+from aiayn.data.parallel import IdPair, ReadStats, filter_by_length, read_parallel
 from aiayn.errors import ConfigError
 from aiayn.tokenizers import TokenizerPair, train_bpe, train_wordpiece
 
 log = logging.getLogger(__name__)
-
-IdPair = tuple[list[int], list[int]]
 
 
 @dataclass
