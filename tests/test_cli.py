@@ -49,3 +49,27 @@ def test_help_explains_every_flag():
     assert proc.returncode == 0
     for flag in ("--preset", "--vocab-size", "--batch", "--src-len", "--tgt-len", "--json"):
         assert flag in proc.stdout
+
+
+def test_train_flags_override_the_recipe_and_valid_every_0_leaves_the_clock(tmp_path):
+    """The shipped recipe validates by the clock alone; --valid-every N adds a step interval
+    to it, and --valid-every 0 removes one a recipe sets."""
+    from pathlib import Path
+
+    from aiayn.cli import build_parser
+    from aiayn.cli.train import build_configs
+
+    recipe = Path(__file__).parents[1] / "recipes" / "multi30k_en_de.json"
+    base = ["train", "--config", recipe, "--train-src", "a", "--train-tgt", "b"]
+    base += ["--valid-src", "c", "--valid-tgt", "d", "--out", tmp_path]
+
+    def train_config(*flags):
+        return build_configs(build_parser().parse_args([*map(str, base), *flags]))[1]
+
+    shipped = train_config()
+    assert shipped.valid_every is None and shipped.valid_every_minutes == 5
+    assert shipped.average_last * shipped.valid_every_minutes < shipped.max_minutes
+    both = train_config("--valid-every", "250")
+    assert both.valid_every == 250 and both.valid_every_minutes == 5
+    steps_only = train_config("--valid-every", "250", "--valid-every-minutes", "0")
+    assert steps_only.valid_every == 250 and steps_only.valid_every_minutes is None

@@ -195,7 +195,12 @@ class TrainConfig:
     max_epochs: int | None = None
     max_minutes: float | None = None
     # validation and checkpoints
-    valid_every: int = 1000  # steps; also saves a checkpoint
+    valid_every: int | None = 1000  # steps; also saves a checkpoint (None: by the clock only)
+    # Also validate (and save) every N minutes of the run's clock. A time-boxed recipe wants
+    # this: its last K checkpoints then span the same share of the hour however fast the
+    # machine, where a step interval tuned on a fast CPU spreads them over the whole run of a
+    # slow one (averaging half-trained weights).
+    valid_every_minutes: float | None = None
     keep_last: int = 5  # the paper averages the last 5 checkpoints for base
     best_metric: str = "loss"  # a key returned by validation ("loss", "bleu", …)
     patience: int | None = None  # validations without improvement before stopping early
@@ -214,16 +219,18 @@ class TrainConfig:
         def bad(name: str, why: str) -> ConfigError:
             return ConfigError(f"training option '{name}' = {getattr(self, name)!r}: {why}")
 
-        for name in ("warmup_steps", "max_tokens", "update_freq", "valid_every", "log_every"):
+        for name in ("warmup_steps", "max_tokens", "update_freq", "log_every"):
             if getattr(self, name) <= 0:
                 raise bad(name, "must be positive")
         for name in (
             "max_steps", "max_epochs", "max_minutes", "patience", "max_sentences", "decay_steps",
-            "decay_minutes",
+            "decay_minutes", "valid_every", "valid_every_minutes",
         ):  # fmt: skip
             value = getattr(self, name)
             if value is not None and value <= 0:
                 raise bad(name, "must be positive (or unset)")
+        if self.valid_every is None and self.valid_every_minutes is None:
+            raise bad("valid_every", "set valid_every (steps) or valid_every_minutes")
         if self.keep_last < 1:
             raise bad("keep_last", "must keep at least 1 checkpoint")
         if self.average_last > self.keep_last:

@@ -145,6 +145,35 @@ def test_cosine_over_minutes_anneals_at_the_deadline_and_resumes_on_the_run_cloc
     assert minutes[0] == pytest.approx(0.5, abs=0.05) and minutes[1] == pytest.approx(1, abs=0.05)
 
 
+def test_validation_by_the_clock_follows_a_fixed_grid_across_a_resume(
+    number_data, tmp_path, monkeypatch
+):
+    """valid_every_minutes: validations (and checkpoints) fall just after each whole interval
+    of the run's clock, whatever the step rate; a resumed run continues that grid rather than
+    restarting the interval at the resume. Stops validate off the grid, as ever."""
+    out = tmp_path / "run"
+    timed = dict(valid_every=None, valid_every_minutes=1.0, max_steps=None, keep_last=9)
+    monkeypatch.setattr(trainer_module, "time", _FakeClock(tick=1.0))
+    train(number_data, out, max_minutes=2.5, **timed)
+    monkeypatch.setattr(trainer_module, "time", _FakeClock(tick=1.0))  # a new process's clock
+    train(number_data, out, resume=True, max_minutes=5.0, **timed)
+    minutes = [r["minutes"] for r in records(out, "valid")]
+    assert len(minutes) == 6, minutes
+    on_grid = [m for i, m in enumerate(minutes) if i not in (2, 5)]  # 2 and 5: the stops
+    for m, grid in zip(on_grid, (1, 2, 3, 4), strict=True):
+        assert grid <= m < grid + 0.25, minutes  # the resume does not shift 3 and 4 to 3.5, 4.5
+    assert minutes[2] == pytest.approx(2.5, abs=0.25) and minutes[5] == pytest.approx(5, abs=0.25)
+    steps = [r["step"] for r in records(out, "valid")]
+    assert [c.step for c in ckpt.list_checkpoints(out / "checkpoints")] == steps
+
+
+def test_validation_needs_a_step_or_a_minute_interval():
+    with pytest.raises(ConfigError, match="valid_every_minutes"):
+        tiny_train_config(valid_every=None)
+    with pytest.raises(ConfigError, match=r"valid_every_minutes.*must be positive"):
+        tiny_train_config(valid_every_minutes=0)
+
+
 @pytest.mark.parametrize("compiler_works", [True, False], ids=["compiles", "compiler-fails"])
 def test_compile_trains_as_eager_and_falls_back_when_the_compiler_fails(
     number_data, tmp_path, monkeypatch, compiler_works

@@ -21,7 +21,8 @@ _TRAIN_FLAGS = {
     "decay_minutes": float, "min_lr": float, "label_smoothing": float, "r_drop": float,
     "token_dropout": float, "bpe_dropout": float, "bidirectional_epochs": int,
     "clip_norm": float, "weight_decay": float, "max_steps": int, "max_epochs": int,
-    "max_minutes": float, "valid_every": int, "keep_last": int, "average_last": int,
+    "max_minutes": float, "valid_every": int, "valid_every_minutes": float, "keep_last": int,
+    "average_last": int,
     "patience": int, "best_metric": str, "precision": str, "seed": int, "log_every": int,
     "device": str,
 }  # fmt: skip
@@ -159,7 +160,18 @@ def add_parser(sub) -> None:
         type=float,
         help="wall-clock budget of the run, resumes included [no limit]",
     )
-    g.add_argument("--valid-every", type=int, help="validate and checkpoint every N steps [1000]")
+    g.add_argument(
+        "--valid-every",
+        type=int,
+        help="validate and checkpoint every N steps; 0 = only by --valid-every-minutes [1000]",
+    )
+    g.add_argument(
+        "--valid-every-minutes",
+        type=float,
+        help="also validate and checkpoint every N minutes of the run's clock, so that the "
+        "last K checkpoints span the same share of a time-boxed run on any machine; 0 = off "
+        "[off]",
+    )
     g.add_argument("--keep-last", type=int, help="checkpoints kept (plus the best) [5]")
     g.add_argument(
         "--average-last",
@@ -206,6 +218,9 @@ def build_configs(args: argparse.Namespace):
     for name in _DATA_FLAGS:
         if getattr(args, name, None) is not None:
             data_fields[name] = getattr(args, name)
+    for name in ("valid_every", "valid_every_minutes"):
+        if train_fields.get(name) == 0:
+            train_fields[name] = None  # 0 turns off an interval a recipe sets
     if args.separate_vocab:
         data_fields["joint"] = False
     if args.lowercase:

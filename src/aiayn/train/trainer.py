@@ -170,7 +170,7 @@ class Trainer:
                     self._log({"split": "train", **window.summary(), "epoch": self.sampler.epoch})
                     window = _Window()
                 stopped = self._stop_reason(epoch_done=False)
-                if self.state.step % cfg.valid_every == 0 or stopped:
+                if self._validation_due() or stopped:
                     last_valid = self._validate_and_save()
                     stopped = stopped or self._early_stop()
             if epoch_done and not stopped:
@@ -274,10 +274,11 @@ class Trainer:
                 self.state.bad_validations = 0
             else:
                 self.state.bad_validations += 1
-            self.state.history.append({"step": self.state.step, **metrics})
+            minutes = self._run_seconds() / 60
+            self.state.history.append({"step": self.state.step, **metrics, "minutes": minutes})
             self._log(
                 {"split": "valid", "step": self.state.step, **metrics, "best": improved,
-                 "minutes": self._run_seconds() / 60}
+                 "minutes": minutes}
             )  # fmt: skip
             self._save_checkpoint(metrics)
             if improved:
@@ -338,6 +339,21 @@ class Trainer:
         if self.config.decay_minutes is None:
             return 0.0
         return dist_utils.broadcast_float(self._run_seconds() / 60, self.device, self.dist)
+
+    def _validation_due(self) -> bool:
+        """After each step: on the step interval, or once the run's clock has passed the next
+        multiple of valid_every_minutes (a fixed grid, so that time spent validating does not
+        shift later validations; a resumed run continues the grid from its clock)."""
+        cfg = self.config
+        if cfg.valid_every is not None and self.state.step % cfg.valid_every == 0:
+            return True
+        if cfg.valid_every_minutes is None:
+            return False
+        # checkpoints from before minutes were kept hold none: count from the run's start
+        last = self.state.history[-1].get("minutes", 0.0) if self.state.history else 0.0
+        now = self._run_seconds() / 60
+        due = now // cfg.valid_every_minutes > last // cfg.valid_every_minutes
+        return dist_utils.broadcast_flag(due, self.device, self.dist)  # rank 0's clock decides
 
     def _stop_reason(self, epoch_done: bool) -> str:
         cfg = self.config
