@@ -86,6 +86,20 @@ def test_keeps_last_k_plus_best_and_averages(number_data, tmp_path):
     assert records(out, "export")[0]["averaged_steps"] == [8, 10]
 
 
+@pytest.mark.parametrize("average_last", [2, 4])
+def test_averaging_the_first_half_of_a_run_is_warned(number_data, tmp_path, caplog, average_last):
+    """Checkpoints 4-10 of a 10-step run reach back into its first half: warned, as on a slow
+    machine whose step interval was tuned on a fast one. The last two (8, 10) are not."""
+    out = tmp_path / "run"
+    with caplog.at_level("WARNING", logger="aiayn.train.trainer"):
+        train(number_data, out, max_steps=10, valid_every=2, keep_last=4, average_last=average_last)
+    warned = [r.getMessage() for r in caplog.records if "dilute" in r.getMessage()]
+    if average_last == 2:
+        assert warned == []
+    else:
+        assert len(warned) == 1 and "from step 4 on, of a 10-step run" in warned[0]
+
+
 def test_early_stopping_when_validation_stops_improving(number_data, tmp_path):
     out = tmp_path / "run"
     # lr ≈ 0: the validation loss cannot improve after the first validation

@@ -383,6 +383,14 @@ class Trainer:
             self.task.export(self.model, self.out_dir)  # config, tokenizer (weights replaced)
             ckpt.average_checkpoints(last, self.out_dir / ckpt.WEIGHTS)
             self._log({"split": "export", "averaged_steps": [c.step for c in last]})
+            if last[0].step < self.state.step / 2:  # e.g. a step interval tuned on a faster machine
+                log.warning(
+                    "the exported model averages checkpoints from step %d on, of a %d-step run: "
+                    "weights from the first half dilute it. Checkpoint closer together "
+                    "(valid_every, or valid_every_minutes for a time-boxed run) or average fewer "
+                    "(`aiayn average --last K` rewrites the model from the kept checkpoints)",
+                    last[0].step, self.state.step,
+                )  # fmt: skip
         elif self.state.best_step is None:
             self.task.export(self.model, self.out_dir)
 
