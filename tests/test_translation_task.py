@@ -128,6 +128,39 @@ def test_r_drop_runs_each_batch_twice_in_one_forward_in_training_only(files) -> 
     assert_close(rdrop.loss, TranslationTask(model, data).loss(model, batch).loss)
 
 
+@pytest.mark.parametrize(
+    "start, before, after",
+    [({"r_drop_start_step": 5}, (4, 0.0), (5, 0.0)), ({"r_drop_start_minutes": 2.0}, (90, 1.9),
+     (1, 2.0)), ({}, (1, 0.0), (1, 0.0))],
+)  # fmt: skip
+def test_late_r_drop_runs_the_plain_loss_until_its_start(files, start, before, after) -> None:
+    """r_drop_start_step / _minutes: one pass per batch before the start, two from it on (the
+    trainer reports each update's step and minutes through set_progress)."""
+    data = prepare_data(*files, vocab_size=300, max_len=64)
+    model = tiny_model(data, dropout=0.3).train()
+    task = TranslationTask(model, data, r_drop=5.0, **start)
+    batch = task.collate(list(range(6)), torch.device("cpu"))
+    rows = []
+    model.register_forward_pre_hook(lambda module, args: rows.append(args[0].shape[0]))
+    task.set_progress(*before)
+    task.loss(model, batch)
+    task.set_progress(*after)
+    task.loss(model, batch)
+    b = batch.src.shape[0]
+    assert rows == ([2 * b, 2 * b] if not start else [b, 2 * b])
+
+
+@pytest.mark.parametrize(
+    "fields, message",
+    [({"r_drop_start_step": 100}, "set r_drop > 0"),
+     ({"r_drop": 5, "r_drop_start_minutes": 0}, "must be positive"),
+     ({"r_drop": 5, "r_drop_start_step": 10, "r_drop_start_minutes": 30}, "not both")],
+)  # fmt: skip
+def test_late_r_drop_config_errors_name_the_field(fields, message) -> None:
+    with pytest.raises(ConfigError, match=message):
+        TrainConfig(**fields)
+
+
 @pytest.mark.parametrize("joint", [True, False])
 def test_bpe_dropout_resegments_training_text_each_epoch_without_changing_it(files, joint) -> None:
     data = prepare_data(*files, vocab_size=300, max_len=64, joint=joint)

@@ -175,6 +175,11 @@ class TrainConfig:
     # R-Drop (not in the paper): weight α of the KL between two dropout passes of each batch;
     # 0 = off. Each step then costs about twice as much (the batch runs twice).
     r_drop: float = 0.0
+    # ... from this step, or this minute of the run's clock, on; plain loss before (None: from
+    # the start). Late R-Drop spends the doubled batches where over-fitting begins, not on
+    # the early steps that only need to be many.
+    r_drop_start_step: int | None = None
+    r_drop_start_minutes: float | None = None
     # Token dropout (not in the paper): each input token of a training batch, source and
     # decoder input, becomes <unk> with this probability (aiayn.data.token_dropout); 0 = off.
     token_dropout: float = 0.0
@@ -224,7 +229,8 @@ class TrainConfig:
                 raise bad(name, "must be positive")
         for name in (
             "max_steps", "max_epochs", "max_minutes", "patience", "max_sentences", "decay_steps",
-            "decay_minutes", "valid_every", "valid_every_minutes",
+            "decay_minutes", "valid_every", "valid_every_minutes", "r_drop_start_step",
+            "r_drop_start_minutes",
         ):  # fmt: skip
             value = getattr(self, name)
             if value is not None and value <= 0:
@@ -239,6 +245,13 @@ class TrainConfig:
             raise bad("label_smoothing", "must be in [0, 1)")
         if self.r_drop < 0.0:
             raise bad("r_drop", "must be >= 0 (0 = off)")
+        for name in ("r_drop_start_step", "r_drop_start_minutes"):
+            if getattr(self, name) is not None and self.r_drop == 0:
+                raise bad(name, "starts R-Drop, which is off: set r_drop > 0 too (5 is usual)")
+        if self.r_drop_start_step is not None and self.r_drop_start_minutes is not None:
+            raise bad(
+                "r_drop_start_minutes", "set r_drop_start_step or r_drop_start_minutes, not both"
+            )
         if not 0.0 <= self.token_dropout < 1.0:
             raise bad("token_dropout", "must be in [0, 1) (0 = off)")
         if not 0.0 <= self.bpe_dropout < 1.0:

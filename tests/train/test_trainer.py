@@ -45,8 +45,13 @@ def test_training_lowers_the_loss_and_writes_a_model_dir(number_data, tmp_path):
 
 
 # The input regularisers draw at batching time (token dropout from torch's generator, BPE-dropout
-# from (seed, epoch)): a resumed run must draw the same.
-@pytest.mark.parametrize("inputs", [{}, {"bpe_dropout": 0.2, "token_dropout": 0.1}])
+# from (seed, epoch)): a resumed run must draw the same. A late R-Drop (from step 6) must start
+# at the run's step 6, not 6 steps into the resumed session.
+@pytest.mark.parametrize(
+    "inputs",
+    [{}, {"bpe_dropout": 0.2, "token_dropout": 0.1}, {"r_drop": 5.0, "r_drop_start_step": 6}],
+    ids=["plain", "input-noise", "late-r-drop"],
+)
 def test_resume_continues_exactly(number_data, tmp_path, inputs):
     """N steps straight == N/2 steps, stop, resume, N/2 more (fp32, CPU, dropout on)."""
     straight, split = tmp_path / "straight", tmp_path / "split"
@@ -60,6 +65,29 @@ def test_resume_continues_exactly(number_data, tmp_path, inputs):
     wb = load_file(str(ckpt.list_checkpoints(split / "checkpoints")[-1].path / ckpt.WEIGHTS))
     for name in wa:
         assert torch.equal(wa[name], wb[name]), name
+
+
+def test_the_task_hears_each_updates_step_and_the_runs_minutes(number_data, tmp_path, monkeypatch):
+    """set_progress: steps 1, 2, … before each update, continued by a resume, with the run's
+    clock (which drives a late R-Drop by minutes)."""
+    from aiayn.tasks.translation import TranslationTask
+
+    heard = []
+    original = TranslationTask.set_progress
+
+    def spy(self, step, minutes):
+        heard.append((step, minutes))
+        original(self, step, minutes)
+
+    monkeypatch.setattr(TranslationTask, "set_progress", spy)
+    monkeypatch.setattr(trainer_module, "time", _FakeClock(tick=1.0))
+    out = tmp_path / "run"
+    train(number_data, out, max_steps=4, valid_every=4)
+    monkeypatch.setattr(trainer_module, "time", _FakeClock(tick=1.0))  # a new process's clock
+    train(number_data, out, resume=True, max_steps=7, valid_every=4)
+    assert [step for step, _ in heard] == [1, 2, 3, 4, 5, 6, 7]
+    minutes = [m for _, m in heard]
+    assert all(a < b for a, b in itertools.pairwise(minutes))  # the resume kept the clock
 
 
 def test_refuses_to_overwrite_a_run_and_to_resume_nothing(number_data, tmp_path):

@@ -19,6 +19,7 @@ _TRAIN_FLAGS = {
     "max_tokens": int, "max_sentences": int, "update_freq": int, "schedule": str,
     "warmup_steps": int, "lr_scale": float, "peak_lr": float, "decay_steps": int,
     "decay_minutes": float, "min_lr": float, "label_smoothing": float, "r_drop": float,
+    "r_drop_start_step": int, "r_drop_start_minutes": float,
     "token_dropout": float, "bpe_dropout": float, "bidirectional_epochs": int,
     "clip_norm": float, "weight_decay": float, "max_steps": int, "max_epochs": int,
     "max_minutes": float, "valid_every": int, "valid_every_minutes": float, "keep_last": int,
@@ -116,6 +117,17 @@ def add_parser(sub) -> None:
         type=float,
         help="R-Drop: run each batch twice (two dropout masks) and add α × their symmetric KL "
         "to the loss, a regulariser for small corpora; a step costs ~2× [0 = off]",
+    )
+    g.add_argument(
+        "--r-drop-start-step",
+        type=int,
+        help="R-Drop only from this optimiser step on, the plain loss before [from the start]",
+    )
+    g.add_argument(
+        "--r-drop-start-minutes",
+        type=float,
+        help="R-Drop only from this minute of the run's clock on (resumes included), for "
+        "time-boxed runs [from the start]",
     )
     g.add_argument(
         "--token-dropout",

@@ -55,6 +55,11 @@ class TrainingTask(Protocol):
     def collate(self, indices: list[int], device: torch.device) -> Any:
         """The batch for `indices`, on `device`."""
 
+    def set_progress(self, step: int, minutes: float) -> None:
+        """Called before each update with its step (from 1) and the run's minutes (rank 0's
+        clock, resumes included), for a loss that changes as training goes (a late R-Drop).
+        Anything derived must follow from these two alone, so that a resume is exact."""
+
     def loss(self, model: nn.Module, batch: Any) -> LossOutput:
         """Summed loss over the batch's target tokens (not averaged)."""
 
@@ -203,7 +208,9 @@ class Trainer:
         model = self.train_model
         model.train()
         step = self.state.step + 1
-        lr = learning_rate(cfg, step, self.d_model, self._minutes_for_lr())
+        minutes = self._shared_minutes()
+        lr = learning_rate(cfg, step, self.d_model, minutes)
+        self.task.set_progress(step, minutes)
         for g in self.optimizer.param_groups:
             g["lr"] = lr
         loss_sum = nll_sum = 0.0
@@ -333,11 +340,9 @@ class Trainer:
         """Wall-clock seconds the run has trained, earlier sessions included (this rank's)."""
         return time.monotonic() - self._clock_start
 
-    def _minutes_for_lr(self) -> float:
-        """Minutes the run has trained, when they drive the lr (else 0, and no collective):
-        rank 0's clock, so that every rank steps with the same lr."""
-        if self.config.decay_minutes is None:
-            return 0.0
+    def _shared_minutes(self) -> float:
+        """Minutes the run has trained by rank 0's clock, so that every rank steps with the
+        same lr and loss (one scalar broadcast per update, under DDP only)."""
         return dist_utils.broadcast_float(self._run_seconds() / 60, self.device, self.dist)
 
     def _validation_due(self) -> bool:

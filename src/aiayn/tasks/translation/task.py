@@ -43,6 +43,8 @@ class TranslationTask:
         valid_beam: int = 1,
         valid_bleu_sentences: int | None = None,
         r_drop: float = 0.0,
+        r_drop_start_step: int | None = None,
+        r_drop_start_minutes: float | None = None,
         token_dropout: float = 0.0,
         bpe_dropout: float = 0.0,
         bidirectional_epochs: int = 0,
@@ -51,6 +53,8 @@ class TranslationTask:
         self.data = data
         self.max_tokens, self.max_sentences = max_tokens, max_sentences
         self.label_smoothing, self.r_drop, self.seed = label_smoothing, r_drop, seed
+        self.r_drop_start_step, self.r_drop_start_minutes = r_drop_start_step, r_drop_start_minutes
+        self._r_drop_on = r_drop_start_step is None and r_drop_start_minutes is None
         self.token_dropout = token_dropout
         self.valid_beam, self.valid_bleu_sentences = valid_beam, valid_bleu_sentences
         self.pad_id = model.config.pad_id
@@ -106,8 +110,19 @@ class TranslationTask:
             )
         return batch.to(device)
 
+    def set_progress(self, step: int, minutes: float) -> None:
+        """R-Drop is on from its start step or minute (from the start when neither is set)."""
+        start_step, start_minutes = self.r_drop_start_step, self.r_drop_start_minutes
+        on = (start_step is None and start_minutes is None) or (
+            (start_step is not None and step >= start_step)
+            or (start_minutes is not None and minutes >= start_minutes)
+        )
+        if on and not self._r_drop_on and self.r_drop:
+            log.info("R-Drop (alpha %g) on from step %d, minute %.1f", self.r_drop, step, minutes)
+        self._r_drop_on = on
+
     def loss(self, model: nn.Module, batch: Batch) -> LossOutput:
-        if self.r_drop > 0 and model.training:
+        if self.r_drop > 0 and self._r_drop_on and model.training:
             # Both passes in one forward: the batch stacked on itself, so each half draws its
             # own dropout masks and the matmuls stay large.
             src, tgt_in = batch.src.repeat(2, 1), batch.tgt_in.repeat(2, 1)  # (2B, S), (2B, T)

@@ -71,6 +71,8 @@ def train_translation(
         max_sentences=train_config.max_sentences,
         label_smoothing=train_config.label_smoothing,
         r_drop=train_config.r_drop,
+        r_drop_start_step=train_config.r_drop_start_step,
+        r_drop_start_minutes=train_config.r_drop_start_minutes,
         token_dropout=train_config.token_dropout,
         bpe_dropout=train_config.bpe_dropout,
         bidirectional_epochs=train_config.bidirectional_epochs,
