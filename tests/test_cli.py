@@ -7,6 +7,7 @@ import sys
 import pytest
 
 from aiayn.cli import main
+from aiayn.errors import ConfigError
 
 
 def run(*args: str) -> subprocess.CompletedProcess:
@@ -73,3 +74,7 @@ def test_train_flags_override_the_recipe_and_valid_every_0_leaves_the_clock(tmp_
     assert both.valid_every == 250 and both.valid_every_minutes == 5
     steps_only = train_config("--valid-every", "250", "--valid-every-minutes", "0")
     assert steps_only.valid_every == 250 and steps_only.valid_every_minutes is None
+    ema = train_config("--ema-minutes", "5", "--average-last", "0")
+    assert ema.ema_minutes == 5 and ema.ema_decay is None and ema.average_last == 0
+    with pytest.raises(ConfigError, match="--average-last 0"):  # the recipe averages 5
+        train_config("--ema-decay", "0.999")

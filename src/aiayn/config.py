@@ -210,6 +210,12 @@ class TrainConfig:
     best_metric: str = "loss"  # a key returned by validation ("loss", "bleu", …)
     patience: int | None = None  # validations without improvement before stopping early
     average_last: int = 0  # > 1: the exported model averages the last K checkpoints
+    # Or an exponential moving average of the weights (aiayn.train.ema), which validation
+    # scores and the model directory holds instead of the raw weights: a fixed decay per
+    # update (fairseq's --ema-decay, e.g. 0.999), or a time constant in minutes of the run's
+    # clock, for a time-boxed run (each update decays by exp(-its minutes / ema_minutes)).
+    ema_decay: float | None = None
+    ema_minutes: float | None = None
     # run
     # "auto": bf16 where this machine multiplies bf16 natively, else fp32 (fp16 on CUDA GPUs
     # without bf16); measured at start-up by aiayn.train.precision
@@ -230,7 +236,7 @@ class TrainConfig:
         for name in (
             "max_steps", "max_epochs", "max_minutes", "patience", "max_sentences", "decay_steps",
             "decay_minutes", "valid_every", "valid_every_minutes", "r_drop_start_step",
-            "r_drop_start_minutes",
+            "r_drop_start_minutes", "ema_minutes",
         ):  # fmt: skip
             value = getattr(self, name)
             if value is not None and value <= 0:
@@ -241,6 +247,16 @@ class TrainConfig:
             raise bad("keep_last", "must keep at least 1 checkpoint")
         if self.average_last > self.keep_last:
             raise bad("average_last", f"cannot average more than keep_last={self.keep_last}")
+        if self.ema_decay is not None and not 0.0 < self.ema_decay < 1.0:
+            raise bad("ema_decay", "must be in (0, 1), e.g. 0.999 (or unset: no EMA)")
+        if self.ema_decay is not None and self.ema_minutes is not None:
+            raise bad("ema_minutes", "set ema_decay or ema_minutes, not both")
+        if self.average_last > 1 and (self.ema_decay or self.ema_minutes):
+            raise bad(
+                "average_last", "the export is the EMA of the weights (ema_decay/ema_minutes) "
+                "or the average of the last checkpoints, not both: set average_last to 0 "
+                "(--average-last 0)",
+            )  # fmt: skip
         if not 0.0 <= self.label_smoothing < 1.0:
             raise bad("label_smoothing", "must be in [0, 1)")
         if self.r_drop < 0.0:
@@ -282,6 +298,11 @@ class TrainConfig:
             raise bad("precision", f"must be one of {', '.join(Precision.__args__)}")
         if self.max_steps is None and self.max_epochs is None and self.max_minutes is None:
             raise bad("max_steps", "set at least one of max_steps, max_epochs, max_minutes")
+
+    @property
+    def ema(self) -> bool:
+        """Whether an EMA of the weights is kept (and validated and exported)."""
+        return self.ema_decay is not None or self.ema_minutes is not None
 
     @property
     def best_higher(self) -> bool:

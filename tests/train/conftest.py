@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 
 from aiayn.config import ModelConfig, TrainConfig
 from aiayn.data.number_words import make_splits, write_splits
-from aiayn.tasks.translation import DataOptions
+from aiayn.tasks.translation import DataOptions, train_translation
 
 TINY_MODEL = ModelConfig(
     d_model=32, n_heads=2, d_ff=64, n_encoder_layers=1, n_decoder_layers=1, dropout=0.1,
@@ -36,3 +37,17 @@ def number_data(tmp_path_factory) -> Path:
 
 def files(data: Path) -> tuple[Path, Path, Path, Path]:
     return data / "train.en", data / "train.de", data / "valid.en", data / "valid.de"
+
+
+def train(data: Path, out: Path, resume: bool = False, **overrides):
+    """Train the tiny model on `data` into `out`; `overrides` change `tiny_train_config`."""
+    return train_translation(
+        *files(data), out, TINY_MODEL, tiny_train_config(**overrides), TINY_DATA,
+        resume=resume, progress=False,
+    )  # fmt: skip
+
+
+def records(out: Path, split: str) -> list[dict]:
+    """The run's metrics.jsonl records of one split ("train", "valid", …)."""
+    lines = (out / "metrics.jsonl").read_text().splitlines()
+    return [r for r in map(json.loads, lines) if r["split"] == split]

@@ -1,7 +1,6 @@
 """The Trainer: learning, exact resumption, checkpoints, averaging, early stopping."""
 
 import itertools
-import json
 import time
 
 import pytest
@@ -11,23 +10,10 @@ from torch.testing import assert_close
 
 from aiayn.errors import ConfigError
 from aiayn.models import load_pretrained
-from aiayn.tasks.translation import train_translation
 from aiayn.train import checkpoint as ckpt
 from aiayn.train import trainer as trainer_module
 
-from conftest import TINY_DATA, TINY_MODEL, files, tiny_train_config
-
-
-def train(data, out, resume=False, **overrides):
-    return train_translation(
-        *files(data), out, TINY_MODEL, tiny_train_config(**overrides), TINY_DATA,
-        resume=resume, progress=False,
-    )  # fmt: skip
-
-
-def records(out, split):
-    lines = (out / "metrics.jsonl").read_text().splitlines()
-    return [r for r in map(json.loads, lines) if r["split"] == split]
+from conftest import records, tiny_train_config, train
 
 
 def test_training_lowers_the_loss_and_writes_a_model_dir(number_data, tmp_path):

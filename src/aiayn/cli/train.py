@@ -23,7 +23,7 @@ _TRAIN_FLAGS = {
     "token_dropout": float, "bpe_dropout": float, "bidirectional_epochs": int,
     "clip_norm": float, "weight_decay": float, "max_steps": int, "max_epochs": int,
     "max_minutes": float, "valid_every": int, "valid_every_minutes": float, "keep_last": int,
-    "average_last": int,
+    "average_last": int, "ema_decay": float, "ema_minutes": float,
     "patience": int, "best_metric": str, "precision": str, "seed": int, "log_every": int,
     "device": str,
 }  # fmt: skip
@@ -189,6 +189,19 @@ def add_parser(sub) -> None:
         "--average-last",
         type=int,
         help="export the average of the last K checkpoints [0 = export the best]",
+    )
+    g.add_argument(
+        "--ema-decay",
+        type=float,
+        help="keep an exponential moving average of the weights, ema = d·ema + (1-d)·weights "
+        "after each update (e.g. 0.999), and validate and export it instead of the raw "
+        "weights; needs --average-last 0 [off]",
+    )
+    g.add_argument(
+        "--ema-minutes",
+        type=float,
+        help="the same EMA with a time constant in minutes of training instead of a fixed d "
+        "(each update decays it by exp(-its duration / N)), for time-boxed runs [off]",
     )
     g.add_argument(
         "--patience", type=int, help="stop after N validations without improvement [off]"

@@ -4,6 +4,7 @@ Layout under `<out>/checkpoints/`:
 
     step_00001000/           one complete checkpoint
         model.safetensors    weights (safetensors: loading never unpickles code)
+        ema.safetensors      the moving average of the weights, when the run keeps one
         training_state.pt    optimiser, RNG, data position, counters (tensors and plain types,
                              loaded with `weights_only=True`)
         meta.json            step, epoch, validation metrics
@@ -38,6 +39,7 @@ log = logging.getLogger(__name__)
 # The model directory's file name, so a checkpoint directory loads as a model
 # (serialization.run_dir_of_checkpoint) and averaging writes straight into a model directory.
 WEIGHTS = WEIGHTS_NAME
+EMA_WEIGHTS = "ema.safetensors"
 STATE = "training_state.pt"
 META = "meta.json"
 _STEP_DIR = re.compile(r"^step_(\d+)$")
@@ -84,8 +86,10 @@ def save_checkpoint(
     model: nn.Module,
     training_state: dict[str, Any],
     meta: dict[str, Any],
+    ema: nn.Module | None = None,
 ) -> Checkpoint:
-    """Write checkpoint `step` atomically and return it."""
+    """Write checkpoint `step` atomically and return it (with `ema`, the model holding the
+    moving average of the weights, saved as the model is)."""
     directory.mkdir(parents=True, exist_ok=True)
     final = directory / f"step_{step:08d}"
     tmp = directory / f".tmp-step_{step:08d}-{os.getpid()}"
@@ -93,10 +97,12 @@ def save_checkpoint(
     tmp.mkdir()
     try:
         save_model(model, str(tmp / WEIGHTS))
+        if ema is not None:
+            save_model(ema, str(tmp / EMA_WEIGHTS))
         torch.save(training_state, tmp / STATE)
         (tmp / META).write_text(json.dumps({"step": step, **meta}, indent=2), encoding="utf-8")
-        for name in (WEIGHTS, STATE, META):
-            _fsync(tmp / name)
+        for child in tmp.iterdir():
+            _fsync(child)
         if final.exists():  # re-saving the same step (e.g. final save after a validation)
             shutil.rmtree(final)
         os.rename(tmp, final)
@@ -118,6 +124,21 @@ def load_checkpoint(
         raise ConfigError(
             f"{checkpoint.path}: cannot load checkpoint ({type(err).__name__}: {err}); "
             "delete it to resume from the previous one"
+        ) from None
+
+
+def load_ema(checkpoint: Checkpoint, ema: nn.Module, device: torch.device | str = "cpu") -> bool:
+    """Load the EMA weights saved with `checkpoint` into `ema`; False if its run kept none."""
+    path = checkpoint.path / EMA_WEIGHTS
+    if not path.is_file():
+        return False
+    try:
+        load_model(ema, str(path), device=str(device))
+        return True
+    except Exception as err:
+        raise ConfigError(
+            f"{path}: cannot load the EMA weights ({type(err).__name__}: {err}); "
+            "delete the checkpoint to resume from the previous one"
         ) from None
 
 

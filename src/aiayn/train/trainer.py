@@ -28,6 +28,7 @@ from aiayn.io import atomic_write_text
 from aiayn.train import checkpoint as ckpt
 from aiayn.train import distributed as dist_utils
 from aiayn.train.allocator import keep_freed_memory
+from aiayn.train.ema import WeightEMA
 from aiayn.train.loss import LossOutput
 from aiayn.train.precision import resolve_precision
 from aiayn.train.schedules import learning_rate
@@ -99,7 +100,8 @@ class Trainer:
 
     `out_dir` becomes a model directory: the exported model (best validation checkpoint, or
     the average of the last K with `average_last`) beside `checkpoints/`, `metrics.jsonl` and
-    `train_config.json`.
+    `train_config.json`. With an EMA of the weights (`ema_decay`/`ema_minutes`) validation
+    scores the EMA, and the best EMA is exported.
     """
 
     def __init__(
@@ -128,6 +130,10 @@ class Trainer:
         self.d_model = getattr(getattr(model, "config", None), "d_model", 512)
         self.train_model = self._wrap(self.model)
         self.optimizer = _build_optimizer(self.model, config)
+        # Only rank 0 validates and saves, so only it keeps the EMA (ranks' weights are equal).
+        self.ema = None
+        if config.ema and self.dist.is_main:
+            self.ema = WeightEMA(self.model, config.ema_decay, config.ema_minutes)
         self.scaler = torch.amp.GradScaler("cuda") if self.precision == "fp16" else None
         self.sampler = task.train_sampler(self.dist.rank, self.dist.world_size)
         self.state = TrainState()
@@ -247,6 +253,8 @@ class Trainer:
         else:
             self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
+        if self.ema is not None:
+            self.ema.update(self.model, (time.perf_counter() - t0) / 60)
         loss_sum = dist_utils.all_reduce_sum(loss_sum, self.device, self.dist)
         nll_sum = dist_utils.all_reduce_sum(nll_sum, self.device, self.dist)
         return {
@@ -267,7 +275,7 @@ class Trainer:
         if self.dist.is_main:
             self.model.eval()
             with torch.no_grad():
-                metrics = self.task.validate(self.model)
+                metrics = self.task.validate(self._evaluated_model())
             if cfg.best_metric not in metrics:
                 raise ConfigError(
                     f"best_metric '{cfg.best_metric}' is not among the validation metrics "
@@ -290,7 +298,8 @@ class Trainer:
             self._save_checkpoint(metrics)
             if improved:
                 ckpt.write_best(self.ckpt_dir, self.state.step, cfg.best_metric, value)
-                self.task.export(self.model, self.out_dir)  # the model dir always holds the best
+                # the model dir always holds the best
+                self.task.export(self._evaluated_model(), self.out_dir)
             keep = {self.state.best_step} if self.state.best_step is not None else set()
             ckpt.prune(self.ckpt_dir, cfg.keep_last, keep)
         dist_utils.barrier(self.dist)
@@ -316,7 +325,10 @@ class Trainer:
             },
         }
         meta = {"epoch": self.sampler.epoch, "metrics": metrics}
-        ckpt.save_checkpoint(self.ckpt_dir, self.state.step, self.model, state, meta)
+        ema = None
+        if self.ema is not None:
+            ema, state["ema_updates"] = self.ema.module, self.ema.updates
+        ckpt.save_checkpoint(self.ckpt_dir, self.state.step, self.model, state, meta, ema)
 
     def _resume(self) -> None:
         last = ckpt.check_run_dir(self.out_dir, resume=True)[-1]
@@ -329,12 +341,22 @@ class Trainer:
         if state["rng_cuda"] and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(state["rng_cuda"])
         random.setstate((state["rng_python_version"], tuple(state["rng_python"]), None))
+        if self.ema is not None:
+            if ckpt.load_ema(last, self.ema.module, self.device):
+                self.ema.updates = state["ema_updates"]
+            else:  # the run kept no EMA until now: start one from the resumed weights
+                log.warning("%s holds no EMA of the weights; starting one here", last.path)
+                self.ema = WeightEMA(self.model, self.config.ema_decay, self.config.ema_minutes)
         t = state["trainer"]
         self.state = TrainState(
             t["step"], t["tokens"], t["best"], t["best_step"], t["bad_validations"], t["history"],
             t.get("seconds", 0.0),  # checkpoints from before the clock was kept resume at 0
         )  # fmt: skip
         log.info("resumed from %s (step %d, epoch %d)", last.path, t["step"], self.sampler.epoch)
+
+    def _evaluated_model(self) -> nn.Module:
+        """What validation scores and export writes: the EMA of the weights when kept."""
+        return self.ema.module if self.ema is not None else self.model
 
     def _run_seconds(self) -> float:
         """Wall-clock seconds the run has trained, earlier sessions included (this rank's)."""
@@ -397,7 +419,7 @@ class Trainer:
                     last[0].step, self.state.step,
                 )  # fmt: skip
         elif self.state.best_step is None:
-            self.task.export(self.model, self.out_dir)
+            self.task.export(self._evaluated_model(), self.out_dir)
 
     # --- plumbing -----------------------------------------------------------------------------
 
