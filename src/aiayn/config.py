@@ -212,8 +212,8 @@ class TrainConfig:
     average_last: int = 0  # > 1: the exported model averages the last K checkpoints
     # Or an exponential moving average of the weights (aiayn.train.ema), which validation
     # scores and the model directory holds instead of the raw weights: a fixed decay per
-    # update (fairseq's --ema-decay, e.g. 0.999), or a time constant in minutes of the run's
-    # clock, for a time-boxed run (each update decays by exp(-its minutes / ema_minutes)).
+    # update (fairseq's --ema-decay, e.g. 0.999), or a time constant in minutes of training,
+    # for a time-boxed run (each update decays it by exp(-the update's minutes / ema_minutes)).
     ema_decay: float | None = None
     ema_minutes: float | None = None
     # run
