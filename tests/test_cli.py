@@ -3,6 +3,7 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -52,11 +53,32 @@ def test_help_explains_every_flag():
         assert flag in proc.stdout
 
 
+RECIPES = sorted((Path(__file__).parents[1] / "recipes").glob("*.json"))
+
+
+@pytest.mark.parametrize("recipe", RECIPES, ids=lambda p: p.name)
+def test_each_shipped_recipe_builds_and_averages_only_its_last_minutes(recipe, tmp_path):
+    """Every recipe file loads into valid configs (a misspelt field is a ConfigError), and
+    its exported average covers only the run's second half: averaging half-trained weights
+    cost 8.2 val BLEU once (docs/results.md, run 35)."""
+    from aiayn.cli import build_parser
+    from aiayn.cli.train import build_configs
+
+    args = ["train", "--config", str(recipe), "--train-src", "a", "--train-tgt", "b"]
+    args += ["--valid-src", "c", "--valid-tgt", "d", "--out", str(tmp_path)]
+    model, train, data = build_configs(build_parser().parse_args(args))
+    sections = json.loads(recipe.read_text())
+    for config, section in ((model, "model"), (train, "train"), (data, "data")):
+        for field, value in sections[section].items():  # every field takes effect
+            assert getattr(config, field) == value, (section, field)
+    assert train.max_minutes and train.valid_every_minutes and train.valid_every is None
+    assert train.average_last * train.valid_every_minutes <= train.max_minutes / 2
+    assert train.decay_minutes == train.max_minutes  # the lr reaches 0 at the deadline
+
+
 def test_train_flags_override_the_recipe_and_valid_every_0_leaves_the_clock(tmp_path):
     """The shipped recipe validates by the clock alone; --valid-every N adds a step interval
     to it, and --valid-every 0 removes one a recipe sets."""
-    from pathlib import Path
-
     from aiayn.cli import build_parser
     from aiayn.cli.train import build_configs
 
