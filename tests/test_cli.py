@@ -53,7 +53,18 @@ def test_help_explains_every_flag():
         assert flag in proc.stdout
 
 
-RECIPES = sorted((Path(__file__).parents[1] / "recipes").glob("*.json"))
+RECIPE_DIR = Path(__file__).parents[1] / "recipes"
+RECIPES = sorted(RECIPE_DIR.glob("*.json"))
+
+
+def recipe_configs(recipe: Path, out: Path, *flags: str):
+    """(ModelConfig, TrainConfig, DataOptions) that `aiayn train --config recipe …flags` builds."""
+    from aiayn.cli import build_parser
+    from aiayn.cli.train import build_configs
+
+    args = ["train", "--config", str(recipe), "--train-src", "a", "--train-tgt", "b"]
+    args += ["--valid-src", "c", "--valid-tgt", "d", "--out", str(out), *flags]
+    return build_configs(build_parser().parse_args(args))
 
 
 @pytest.mark.parametrize("recipe", RECIPES, ids=lambda p: p.name)
@@ -61,12 +72,7 @@ def test_each_shipped_recipe_builds_and_averages_only_its_last_minutes(recipe, t
     """Every recipe file loads into valid configs (a misspelt field is a ConfigError), and
     its exported average covers only the run's second half: averaging half-trained weights
     cost 8.2 val BLEU once (docs/results.md, run 35)."""
-    from aiayn.cli import build_parser
-    from aiayn.cli.train import build_configs
-
-    args = ["train", "--config", str(recipe), "--train-src", "a", "--train-tgt", "b"]
-    args += ["--valid-src", "c", "--valid-tgt", "d", "--out", str(tmp_path)]
-    model, train, data = build_configs(build_parser().parse_args(args))
+    model, train, data = recipe_configs(recipe, tmp_path)
     sections = json.loads(recipe.read_text())
     for config, section in ((model, "model"), (train, "train"), (data, "data")):
         for field, value in sections[section].items():  # every field takes effect
@@ -79,15 +85,9 @@ def test_each_shipped_recipe_builds_and_averages_only_its_last_minutes(recipe, t
 def test_train_flags_override_the_recipe_and_valid_every_0_leaves_the_clock(tmp_path):
     """The shipped recipe validates by the clock alone; --valid-every N adds a step interval
     to it, and --valid-every 0 removes one a recipe sets."""
-    from aiayn.cli import build_parser
-    from aiayn.cli.train import build_configs
-
-    recipe = Path(__file__).parents[1] / "recipes" / "multi30k_en_de.json"
-    base = ["train", "--config", recipe, "--train-src", "a", "--train-tgt", "b"]
-    base += ["--valid-src", "c", "--valid-tgt", "d", "--out", tmp_path]
 
     def train_config(*flags):
-        return build_configs(build_parser().parse_args([*map(str, base), *flags]))[1]
+        return recipe_configs(RECIPE_DIR / "multi30k_en_de.json", tmp_path, *flags)[1]
 
     shipped = train_config()
     assert shipped.valid_every is None and shipped.valid_every_minutes == 5
