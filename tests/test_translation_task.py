@@ -8,11 +8,12 @@ from torch.testing import assert_close
 import aiayn.translator
 from aiayn.cli import build_parser
 from aiayn.cli.train import build_configs
-from aiayn.config import ModelConfig, TrainConfig
+from aiayn.config import ModelConfig
 from aiayn.data.batching import padding_efficiency, pair_lengths
 from aiayn.errors import ConfigError
 from aiayn.models.encoder_decoder import EncoderDecoder
 from aiayn.tasks.translation import TranslationTask, prepare_data
+from aiayn.train.config import TrainConfig
 from aiayn.train.loss import label_smoothed_nll, r_drop_loss
 
 SRC = ["A man in a Blue shirt.", "Two Dogs run.", "A Girl climbs into a wooden playhouse."] * 10

@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from aiayn.config import ModelConfig, TrainConfig
+from aiayn.config import ModelConfig
 from aiayn.data.number_words import make_splits, write_splits
 from aiayn.tasks.translation import DataOptions, train_translation
+from aiayn.train.config import TrainConfig
 
 TINY_MODEL = ModelConfig(
     d_model=32, n_heads=2, d_ff=64, n_encoder_layers=1, n_decoder_layers=1, dropout=0.1,

@@ -7,8 +7,8 @@ import torch
 import torch.nn.functional as F
 from torch.testing import assert_close
 
-from aiayn.config import TrainConfig
 from aiayn.errors import ConfigError
+from aiayn.train.config import TrainConfig
 from aiayn.train.loss import label_smoothed_nll, r_drop_loss
 from aiayn.train.schedules import cosine, cosine_by_time, inverse_sqrt, learning_rate, noam
 

@@ -225,9 +225,9 @@ def add_parser(sub) -> None:
 
 def build_configs(args: argparse.Namespace):
     """(ModelConfig, TrainConfig, DataOptions) from preset < recipe file < flags."""
-    from aiayn.config import TrainConfig
     from aiayn.models import presets
     from aiayn.tasks.translation import DataOptions
+    from aiayn.train.config import TrainConfig
 
     recipe: dict[str, Any] = {}
     if args.config:

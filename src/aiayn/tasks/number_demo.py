@@ -13,9 +13,10 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from aiayn.config import ModelConfig, TrainConfig
+from aiayn.config import ModelConfig
 from aiayn.data.number_words import make_splits, write_splits
 from aiayn.tasks.translation import DataOptions, train_translation
+from aiayn.train.config import TrainConfig
 
 log = logging.getLogger(__name__)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from aiayn.config import TrainConfig
+from aiayn.train.config import TrainConfig
 
 
 def noam(step: int, d_model: int, warmup: int, scale: float = 1.0) -> float:

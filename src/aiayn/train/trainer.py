@@ -22,12 +22,12 @@ from typing import Any, Protocol
 import torch
 from torch import nn
 
-from aiayn.config import TrainConfig
 from aiayn.errors import ConfigError
 from aiayn.io import atomic_write_text
 from aiayn.train import checkpoint as ckpt
 from aiayn.train import distributed as dist_utils
 from aiayn.train.allocator import keep_freed_memory
+from aiayn.train.config import TrainConfig
 from aiayn.train.ema import WeightEMA
 from aiayn.train.loss import LossOutput
 from aiayn.train.precision import resolve_precision

@@ -7,12 +7,13 @@ from pathlib import Path
 
 import torch
 
-from aiayn.config import ModelConfig, TrainConfig
+from aiayn.config import ModelConfig
 from aiayn.models.encoder_decoder import EncoderDecoder
 from aiayn.tasks.translation.data import DataOptions, prepare_data
 from aiayn.tasks.translation.task import TranslationTask
 from aiayn.tokenizers import TokenizerPair
 from aiayn.train.checkpoint import check_run_dir
+from aiayn.train.config import TrainConfig
 from aiayn.train.trainer import Trainer, TrainResult
 
 log = logging.getLogger(__name__)
