@@ -47,7 +47,7 @@ class Dims:
             n_heads=self.heads, d_ff=self.d_ff, n_encoder_layers=self.layers,
             n_decoder_layers=self.layers, dropout=0.1, max_len=1024, pad_id=PAD,
         )  # fmt: skip
-        return ModelConfig(**{**fields, **overrides})
+        return ModelConfig.create(**{**fields, **overrides})
 
 
 SIZES = {

@@ -34,7 +34,7 @@ def small_config(**overrides) -> ModelConfig:
         max_len=64,
     )
     fields.update(overrides)
-    return ModelConfig(**fields)
+    return ModelConfig.create(**fields)
 
 
 def random_ids(batch: int, length: int, vocab: int = 50, low: int = 3) -> torch.Tensor:

@@ -10,14 +10,14 @@ from aiayn.errors import ConfigError
 
 def test_defaults_are_the_papers_base_model():
     cfg = ModelConfig()
-    assert (cfg.d_model, cfg.n_heads, cfg.d_ff, cfg.n_encoder_layers, cfg.dropout) == (
+    assert (cfg.d_model, cfg.n_heads, cfg.layer.d_ff, cfg.n_encoder_layers, cfg.layer.dropout) == (
         512, 8, 2048, 6, 0.1,
     )  # fmt: skip
-    assert cfg.head_dim == 64 and not cfg.norm_first and cfg.positional == "sinusoidal"
+    assert cfg.head_dim == 64 and not cfg.layer.norm_first and cfg.positional == "sinusoidal"
 
 
 def test_json_round_trip(tmp_path):
-    cfg = ModelConfig(d_model=64, n_heads=2, positional="learned", extra={"preset": "x"})
+    cfg = ModelConfig.create(d_model=64, n_heads=2, positional="learned", extra={"preset": "x"})
     cfg.save(tmp_path / "config.json")
     data = json.loads((tmp_path / "config.json").read_text())
     assert data["schema_version"] == SCHEMA_VERSION
@@ -37,7 +37,7 @@ def test_json_round_trip(tmp_path):
 )
 def test_invalid_fields_name_the_field(fields, message):
     with pytest.raises(ConfigError, match=message):
-        ModelConfig(**fields)
+        ModelConfig.create(**fields)
 
 
 def test_load_errors_name_the_file_and_problem(tmp_path):
@@ -63,7 +63,7 @@ def test_load_errors_name_the_file_and_problem(tmp_path):
 
 def test_attention_window_round_trips_and_defaults_to_full_attention(tmp_path):
     assert ModelConfig().attention_window is None  # the paper: full attention
-    cfg = ModelConfig(d_model=64, n_heads=2, attention_window=3)
+    cfg = ModelConfig.create(d_model=64, n_heads=2, attention_window=3)
     cfg.save(tmp_path / "config.json")
     assert json.loads((tmp_path / "config.json").read_text())["attention_window"] == 3
     assert ModelConfig.load(tmp_path / "config.json") == cfg
@@ -77,4 +77,4 @@ def test_attention_window_round_trips_and_defaults_to_full_attention(tmp_path):
 @pytest.mark.parametrize("window", [0, -1, 2.5, True, "4"])
 def test_bad_attention_window_names_the_field(window):
     with pytest.raises(ConfigError, match=r"'attention_window'.*>= 1"):
-        ModelConfig(attention_window=window)
+        ModelConfig.create(attention_window=window)

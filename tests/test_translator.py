@@ -17,7 +17,7 @@ LINES = ["ein kleiner Hund läuft", "zwei Männer spielen Fußball", "a small do
 def translator(tmp_path_factory):
     tokenizers = TokenizerPair.shared(train_bpe(iter(LINES), vocab_size=300))
     torch.manual_seed(0)
-    cfg = ModelConfig(
+    cfg = ModelConfig.create(
         src_vocab_size=tokenizers.source.vocab_size, tgt_vocab_size=tokenizers.target.vocab_size,
         d_model=32, n_heads=2, d_ff=64, n_encoder_layers=1, n_decoder_layers=1, max_len=16,
     )  # fmt: skip

@@ -1,8 +1,13 @@
-"""Model configuration: a typed, frozen dataclass saved with every model as `config.json`.
+"""Model configurations: typed, frozen dataclasses saved with every model as `config.json`.
 
-Defaults are the paper's base model (Vaswani et al. 2017, Table 3, row "base"). The JSON file
-carries a schema version so an old model directory either loads or fails with a clear message,
-never silently with the wrong meaning.
+The Transformer family shares one block, so the settings of that block live in ONE nested
+dataclass, `LayerConfig`; each family's config holds a `layer` and adds only what is its own
+(vocabularies, depths, positions, tying). `config.json` names the family (`"arch"`) and a schema
+version, so a directory loads as the right model or fails with a clear message, never silently
+with the wrong meaning. A schema-1 file (flat fields, no `arch`, written before the family
+existed) loads as the encoder-decoder it is.
+
+Defaults are the paper's base model (Vaswani et al. 2017, Table 3, row "base").
 """
 
 from __future__ import annotations
@@ -10,85 +15,262 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import types
+import typing
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from aiayn.errors import ConfigError
 from aiayn.io import atomic_write_text, read_json_object
 
+#: 2: the layer settings nested under "layer", and "arch". 1: flat, encoder-decoder only.
 #: Bump when a field changes meaning or is removed; adding a field with a default does not.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 Positional = Literal["sinusoidal", "learned", "rope", "none"]
-Activation = Literal["relu", "gelu"]
+Activation = Literal["relu", "gelu", "gelu_tanh"]
 Tying = Literal["none", "decoder", "all"]
 AttentionImpl = Literal["auto", "sdpa", "math"]
 
 
-@dataclass(frozen=True)
-class ModelConfig:
-    """Hyper-parameters of an encoder-decoder Transformer.
+def option(text: str, default: Any) -> Any:
+    """A dataclass field with an immutable default and its help text, which the generated CLI
+    flags show: `d_model: int = option("width of the residual stream", 512)`."""
+    return field(default=default, metadata={"help": text})
 
-    Every field has the paper's value for the base model as its default.
+
+def check_field_types(obj: Any, what: str) -> None:
+    """ConfigError naming the field whose value does not have its annotated type.
+
+    Handles the annotations configs use: int, float (an int is accepted), bool, str,
+    `Literal[...]`, `X | None`, and nested dataclasses. Booleans are not integers here.
     """
+    hints = typing.get_type_hints(type(obj))
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        why = _type_problem(value, hints[f.name])
+        if why:
+            raise ConfigError(f"{what} field '{f.name}' = {value!r}: {why}")
+
+
+def _type_problem(value: Any, hint: Any) -> str | None:
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        options = typing.get_args(hint)
+        if value is None and type(None) in options:
+            return None
+        problems = [_type_problem(value, h) for h in options if h is not type(None)]
+        return None if None in problems else problems[0]
+    if origin is Literal:
+        choices = typing.get_args(hint)
+        return None if value in choices else f"must be one of {', '.join(map(str, choices))}"
+    if hint is bool:
+        return None if isinstance(value, bool) else "must be true or false"
+    if hint is int:
+        ok = isinstance(value, int) and not isinstance(value, bool)
+        return None if ok else "must be an integer"
+    if hint is float:
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        return None if ok else "must be a number"
+    if hint is str:
+        return None if isinstance(value, str) else "must be a string"
+    if dataclasses.is_dataclass(hint):
+        return None if isinstance(value, hint) else f"must be a {hint.__name__}"
+    return None  # dict[str, Any] (free-form notes) and anything else: not checked
+
+
+@dataclass(frozen=True)
+class LayerConfig:
+    """The settings of the one Transformer block every family stacks (`aiayn.nn.block`)."""
+
+    d_model: int = option("width of the residual stream (§3: 512 in the base model)", 512)
+    n_heads: int = option("attention heads h (§3.2.2: 8); d_k = d_model / h", 8)
+    d_ff: int = option("inner width of the feed-forward network (§3.3: 2048)", 2048)
+    dropout: float = option(
+        "P_drop on each sub-layer's output and on embeddings + positions (§5.4: 0.1)", 0.1
+    )
+    attention_dropout: float = option("dropout on the attention weights (not in the paper)", 0.0)
+    activation_dropout: float = option(
+        "dropout on the feed-forward's inner activations (not in the paper)", 0.0
+    )
+    activation: Activation = option(
+        "feed-forward activation: relu (§3.3), gelu (BERT), gelu_tanh (GPT-2's approximation)",
+        "relu",
+    )
+    norm_first: bool = option(
+        "pre-LN, x + Sublayer(LN(x)) (GPT-2 and most since); off = post-LN, the paper's "
+        "LN(x + Sublayer(x)) (§3.1)",
+        False,
+    )
+    layer_norm_eps: float = option("LayerNorm epsilon", 1e-5)
+    bias: bool = option(
+        "biases in the attention and feed-forward linear maps (§3.3 has them)", True
+    )
+    attention_impl: AttentionImpl = option(
+        "attention kernel: math (the reference, can return weights), sdpa (PyTorch's fused "
+        "kernel), auto (the faster where it runs)",
+        "auto",
+    )
+    attention_window: int | None = option(
+        "local self-attention: each position attends only to positions at most this far away "
+        "(causal in a decoder); unset = full attention (the paper). Cross-attention is never "
+        "windowed",
+        None,
+    )
+
+    def __post_init__(self) -> None:
+        check_field_types(self, "layer")
+
+        def bad(name: str, why: str) -> ConfigError:
+            return ConfigError(f"layer field '{name}' = {getattr(self, name)!r}: {why}")
+
+        for name in ("d_model", "n_heads", "d_ff"):
+            if getattr(self, name) <= 0:
+                raise bad(name, "must be a positive integer")
+        if self.attention_window is not None and self.attention_window < 1:
+            raise bad("attention_window", "must be >= 1, or None for full attention")
+        if self.d_model % self.n_heads:
+            raise bad("d_model", f"must be divisible by n_heads = {self.n_heads}")
+        for name in ("dropout", "attention_dropout", "activation_dropout"):
+            if not 0.0 <= getattr(self, name) < 1.0:
+                raise bad(name, "must be in [0, 1)")
+        if self.layer_norm_eps <= 0:
+            raise bad("layer_norm_eps", "must be positive")
+
+    @property
+    def head_dim(self) -> int:
+        """d_k = d_v = d_model / h (§3.2.2)."""
+        return self.d_model // self.n_heads
+
+
+LAYER_FIELDS = frozenset(f.name for f in dataclasses.fields(LayerConfig))
+
+
+class _FamilyConfig:
+    """What every family's config shares: `layer`, JSON with `arch` and schema version,
+    `replace`, and `create`/`replace` taking layer settings flat (`dropout=0.3`)."""
+
+    arch: ClassVar[str]
+    layer: LayerConfig
+    positional: str
+
+    @property
+    def d_model(self) -> int:
+        return self.layer.d_model
+
+    @property
+    def n_heads(self) -> int:
+        return self.layer.n_heads
+
+    @property
+    def head_dim(self) -> int:
+        return self.layer.head_dim
+
+    @classmethod
+    def create(cls, **fields: Any):
+        """The config from fields, where layer settings may be given flat:
+        `ModelConfig.create(d_model=256, n_encoder_layers=3)`."""
+        layer = {k: fields.pop(k) for k in list(fields) if k in LAYER_FIELDS}
+        base = fields.pop("layer", LayerConfig())
+        if isinstance(base, dict):
+            base = _build(LayerConfig, base, "layer")
+        return cls(layer=dataclasses.replace(base, **layer), **fields)
+
+    def replace(self, **changes: Any):
+        """A copy with some fields changed (validated again); layer settings may be flat."""
+        layer = {k: changes.pop(k) for k in list(changes) if k in LAYER_FIELDS}
+        if layer:
+            changes["layer"] = dataclasses.replace(changes.get("layer", self.layer), **layer)
+        return dataclasses.replace(self, **changes)
+
+    def _check_common(self) -> None:
+        if self.positional == "rope" and self.layer.head_dim % 2:
+            raise ConfigError(
+                f"config field 'positional' = 'rope': needs an even head dimension "
+                f"(d_model / n_heads = {self.layer.head_dim})"
+            )
+
+    # --- JSON ------------------------------------------------------------------------------
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"schema_version": SCHEMA_VERSION, "arch": self.arch, **dataclasses.asdict(self)}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], source: str = "config"):
+        """The config in `data` (a parsed config.json), checked against this family."""
+        data = dict(data)
+        version = data.pop("schema_version", None)
+        if version is None:
+            raise ConfigError(f"{source}: missing 'schema_version'; is this an aiayn config?")
+        if version not in (1, SCHEMA_VERSION):
+            raise ConfigError(
+                f"{source}: schema_version {version} is not supported by this aiayn "
+                f"(expects {SCHEMA_VERSION}); upgrade aiayn or re-export the model"
+            )
+        arch = data.pop("arch", "encoder_decoder")  # schema 1 had only the encoder-decoder
+        if arch != cls.arch:
+            raise ConfigError(f"{source}: arch '{arch}' is not a {cls.arch} model")
+        layer = data.pop("layer", {})
+        if not isinstance(layer, dict):
+            raise ConfigError(f"{source}: 'layer' must be a JSON object of layer settings")
+        if version == 1:  # flat: the layer settings sat beside the others
+            layer = {**layer, **{k: data.pop(k) for k in list(data) if k in LAYER_FIELDS}}
+        known = {f.name for f in dataclasses.fields(cls)} - {"layer"}
+        unknown = sorted(set(data) - known)
+        unknown += [f"layer.{k}" for k in sorted(set(layer) - LAYER_FIELDS)]
+        if unknown:
+            raise ConfigError(f"{source}: unknown field(s) {', '.join(unknown)}; check spelling")
+        try:
+            return cls(layer=_build(LayerConfig, layer, "layer"), **data)
+        except ConfigError as err:
+            raise ConfigError(f"{source}: {err}") from None
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write `config.json` atomically (never leaves a half-written file)."""
+        atomic_write_text(path, json.dumps(self.to_dict(), indent=2) + "\n")
+
+    @classmethod
+    def load(cls, path: str | os.PathLike):
+        return cls.from_dict(read_json_object(path, "config file"), source=str(path))
+
+
+def _build(cls: type, fields: dict[str, Any], what: str) -> Any:
+    unknown = sorted(set(fields) - {f.name for f in dataclasses.fields(cls)})
+    if unknown:
+        raise ConfigError(f"unknown {what} field(s) {', '.join(unknown)}; check spelling")
+    return cls(**fields)
+
+
+@dataclass(frozen=True)
+class ModelConfig(_FamilyConfig):
+    """The encoder-decoder Transformer of the paper (`arch` "encoder_decoder")."""
+
+    arch: ClassVar[str] = "encoder_decoder"
 
     src_vocab_size: int = 37000  # §5.1: shared source-target BPE vocabulary of ~37k tokens
     tgt_vocab_size: int = 37000
-    d_model: int = 512  # §3: all sub-layers and embeddings produce outputs of dimension 512
-    n_heads: int = 8  # §3.2.2: h = 8 parallel attention heads
-    d_ff: int = 2048  # §3.3: inner layer of the position-wise feed-forward network
     n_encoder_layers: int = 6  # §3.1: N = 6
     n_decoder_layers: int = 6  # §3.1: N = 6
-    dropout: float = 0.1  # §5.4: P_drop = 0.1 on sub-layer outputs and embeddings + positions
-    attention_dropout: float = 0.0  # not in the paper; tensor2tensor later added it
-    activation_dropout: float = 0.0  # not in the paper: on the FFN's inner activations
-    activation: Activation = "relu"  # §3.3: FFN(x) = max(0, xW1 + b1)W2 + b2
-    norm_first: bool = False  # False = post-LN, the paper's LayerNorm(x + Sublayer(x)) (§3.1)
-    layer_norm_eps: float = 1e-5
+    layer: LayerConfig = field(default_factory=LayerConfig)
     positional: Positional = "sinusoidal"  # §3.5; "learned" performed nearly identically
     max_len: int = 1024  # longest sequence for learned positions (sinusoidal extrapolates)
     tie_embeddings: Tying = "all"  # §3.4: source emb = target emb = pre-softmax projection
     pad_id: int = 0
-    # "math" is the reference path that can return weights; "sdpa" PyTorch's fused kernel;
-    # "auto" the faster of the two where it runs (math for CPU half-precision training).
-    attention_impl: AttentionImpl = "auto"
-    # Not in the paper. Local self-attention: each position attends only to positions at most
-    # this far away (causal in the decoder); None = full attention (the paper). Cross-attention
-    # always sees the whole source.
-    attention_window: int | None = None
     extra: dict[str, Any] = field(default_factory=dict)  # free-form notes (e.g. preset name)
 
     def __post_init__(self) -> None:
+        check_field_types(self, "config")
+
         def bad(name: str, why: str) -> ConfigError:
             return ConfigError(f"config field '{name}' = {getattr(self, name)!r}: {why}")
 
-        for name in ("src_vocab_size", "tgt_vocab_size", "d_model", "n_heads", "d_ff", "max_len"):
-            if not isinstance(getattr(self, name), int) or getattr(self, name) <= 0:
+        for name in ("src_vocab_size", "tgt_vocab_size", "max_len"):
+            if getattr(self, name) <= 0:
                 raise bad(name, "must be a positive integer")
         for name in ("n_encoder_layers", "n_decoder_layers"):
-            if not isinstance(getattr(self, name), int) or getattr(self, name) < 0:
+            if getattr(self, name) < 0:
                 raise bad(name, "must be a non-negative integer")
-        window = self.attention_window
-        if window is not None and (isinstance(window, bool) or not isinstance(window, int)):
-            raise bad("attention_window", "must be an integer >= 1, or None for full attention")
-        if window is not None and window < 1:
-            raise bad("attention_window", "must be >= 1, or None for full attention")
-        if self.d_model % self.n_heads:
-            raise bad("d_model", f"must be divisible by n_heads = {self.n_heads}")
-        if self.positional == "rope" and (self.d_model // self.n_heads) % 2:
-            raise bad("positional", "rope needs an even head dimension (d_model / n_heads)")
-        for name in ("dropout", "attention_dropout", "activation_dropout"):
-            if not 0.0 <= getattr(self, name) < 1.0:
-                raise bad(name, "must be in [0, 1)")
-        choices = {
-            "activation": Activation,
-            "positional": Positional,
-            "tie_embeddings": Tying,
-            "attention_impl": AttentionImpl,
-        }
-        for name, literal in choices.items():
-            if getattr(self, name) not in literal.__args__:
-                raise bad(name, f"must be one of {', '.join(literal.__args__)}")
+        self._check_common()
         if self.tie_embeddings == "all" and self.src_vocab_size != self.tgt_vocab_size:
             raise bad(
                 "tie_embeddings",
@@ -98,47 +280,56 @@ class ModelConfig:
         if not 0 <= self.pad_id < min(self.src_vocab_size, self.tgt_vocab_size):
             raise bad("pad_id", "must be a valid token id in both vocabularies")
 
-    @property
-    def head_dim(self) -> int:
-        """d_k = d_v = d_model / h (§3.2.2)."""
-        return self.d_model // self.n_heads
 
-    def replace(self, **changes: Any) -> ModelConfig:
-        """A copy with some fields changed (validated again)."""
-        return dataclasses.replace(self, **changes)
+EncoderDecoderConfig = ModelConfig
 
-    # --- JSON ------------------------------------------------------------------------------
 
-    def to_dict(self) -> dict[str, Any]:
-        return {"schema_version": SCHEMA_VERSION, **dataclasses.asdict(self)}
+@dataclass(frozen=True)
+class DecoderOnlyConfig(_FamilyConfig):
+    """A decoder-only language model (GPT; `arch` "decoder_only"): causal self-attention
+    blocks, no encoder, no cross-attention. Defaults are GPT-2 small's switches at a small
+    size; `presets.gpt2()` is GPT-2 small itself."""
 
-    @classmethod
-    def from_dict(cls, data: dict[str, Any], source: str = "config") -> ModelConfig:
-        data = dict(data)
-        version = data.pop("schema_version", None)
-        if version is None:
-            raise ConfigError(f"{source}: missing 'schema_version'; is this an aiayn config?")
-        if version != SCHEMA_VERSION:
-            raise ConfigError(
-                f"{source}: schema_version {version} is not supported by this aiayn "
-                f"(expects {SCHEMA_VERSION}); upgrade aiayn or re-export the model"
-            )
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ConfigError(f"{source}: unknown field(s) {', '.join(unknown)}; check spelling")
-        try:
-            return cls(**data)
-        except ConfigError as err:
-            raise ConfigError(f"{source}: {err}") from None
-        except TypeError as err:  # e.g. a list where an int belongs
-            raise ConfigError(f"{source}: {err}") from None
+    arch: ClassVar[str] = "decoder_only"
 
-    def save(self, path: str | os.PathLike) -> None:
-        """Write `config.json` atomically (never leaves a half-written file)."""
-        atomic_write_text(path, json.dumps(self.to_dict(), indent=2) + "\n")
+    vocab_size: int = 50257
+    n_layers: int = 12
+    layer: LayerConfig = field(
+        default_factory=lambda: LayerConfig(
+            d_model=768, n_heads=12, d_ff=3072, activation="gelu_tanh", norm_first=True
+        )
+    )
+    positional: Positional = "learned"  # GPT-2: learned absolute positions
+    max_len: int = 1024  # the context length
+    tie_embeddings: bool = True  # the output layer is the input embedding (GPT-2)
+    # The paper multiplies embeddings by √d_model (§3.4); GPT-2 does not.
+    scale_embeddings: bool = False
+    pad_id: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
 
-    @classmethod
-    def load(cls, path: str | os.PathLike) -> ModelConfig:
-        data = read_json_object(path, "config file")
-        return cls.from_dict(data, source=str(path))
+    def __post_init__(self) -> None:
+        check_field_types(self, "config")
+        for name in ("vocab_size", "n_layers", "max_len"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(
+                    f"config field '{name}' = {getattr(self, name)!r}: must be a positive integer"
+                )
+        self._check_common()
+        if not 0 <= self.pad_id < self.vocab_size:
+            raise ConfigError(f"config field 'pad_id' = {self.pad_id}: must be a valid token id")
+
+
+#: Every family's config class by its `arch` name (a plain dict: adding a family is one line).
+CONFIGS: dict[str, type[_FamilyConfig]] = {
+    ModelConfig.arch: ModelConfig,
+    DecoderOnlyConfig.arch: DecoderOnlyConfig,
+}
+
+
+def load_config(path: str | os.PathLike) -> _FamilyConfig:
+    """The config in a `config.json` of any family, as its own class (by `arch`)."""
+    data = read_json_object(path, "config file")
+    arch = data.get("arch", "encoder_decoder")
+    if arch not in CONFIGS:
+        raise ConfigError(f"{path}: unknown arch {arch!r}; this aiayn knows {', '.join(CONFIGS)}")
+    return CONFIGS[arch].from_dict(data, source=str(path))

@@ -59,50 +59,45 @@ LATE = {
 TABLES = {10: GREEDY_TRAP, 11: LENGTH, 12: STARVE, 13: LATE}  # picked by the source's 1st token
 
 
-class OracleCache:
-    """Stands in for DecoderCache: the prefix grows per row (like self-attention K/V); the
-    table id is set once from memory (like cross-attention K/V) and only moves when cross."""
+class OracleState:
+    """The oracle's decoding state: the prefix grows per row (like self-attention K/V); the
+    table id comes from the source (like cross-attention K/V) and only moves when the rows'
+    inputs change."""
 
-    def __init__(self) -> None:
+    def __init__(self, table: torch.Tensor, mask: torch.Tensor) -> None:
+        self.table, self.mask = table, mask  # (N,), (N, S)
         self.prefix: torch.Tensor | None = None  # (N, t)
-        self.table: torch.Tensor | None = None  # (N,)
 
-    def reorder(self, index: torch.Tensor, cross: bool = True) -> None:
-        self.prefix = self.prefix.index_select(0, index)
-        if cross:
-            self.table = self.table.index_select(0, index)
+    def reorder(self, index: torch.Tensor, same_inputs: bool = False) -> None:
+        if self.prefix is not None:
+            self.prefix = self.prefix.index_select(0, index)
+        if not same_inputs:
+            self.table, self.mask = self.table.index_select(0, index), self.mask[index]
 
 
 class OracleModel(nn.Module):
-    """EncoderDecoder's decoding interface over fixed probability tables."""
+    """The decoding protocol (start, step) over fixed probability tables."""
 
     def __init__(self) -> None:
         super().__init__()
         self.config = SimpleNamespace(pad_id=PAD)
-        self.rows: list[int] = []  # batch size of each decode call
-        self.got_memory: list[bool] = []  # whether each call was passed the memory
+        self.rows: list[int] = []  # batch size of each step
+        self.starts = 0  # calls of start: the source is read once per search
 
-    def encode(self, src):
-        memory = src[:, :1, None].float()  # (B, 1, 1): the table id
-        return memory, (src != PAD)[:, None, None, :]
+    def start(self, src, capacity: int = 64) -> OracleState:
+        self.starts += 1
+        return OracleState(src[:, 0], src != PAD)  # the first token picks the table
 
-    def new_cache(self, capacity: int = 64) -> OracleCache:
-        return OracleCache()
-
-    def decode(self, tgt, memory, memory_mask, cache, last_only=False):
-        if cache.table is None:
-            cache.table, cache.prefix = memory[:, 0, 0].long(), tgt[:, :0]
-        self.got_memory.append(memory is not None)
-        assert memory_mask.shape[0] == tgt.shape[0] == cache.table.shape[0]
-        cache.prefix = torch.cat([cache.prefix, tgt], dim=1)  # (N, t + 1)
-        self.rows.append(tgt.shape[0])
-        logits = torch.full((tgt.shape[0], 1, OV), float("-inf"))
-        for i, (table, prefix) in enumerate(
-            zip(cache.table.tolist(), cache.prefix.tolist(), strict=True)
-        ):
-            assert prefix[0] == BOS and PAD not in prefix and EOS not in prefix
-            for token, p in TABLES[table].get(tuple(prefix[1:]), DEFAULT).items():
-                logits[i, 0, token] = math.log(p)
+    def step(self, state: OracleState, tokens):
+        assert state.mask.shape[0] == tokens.shape[0] == state.table.shape[0]
+        prefix = tokens if state.prefix is None else torch.cat([state.prefix, tokens], dim=1)
+        state.prefix = prefix  # (N, t + 1)
+        self.rows.append(tokens.shape[0])
+        logits = torch.full((tokens.shape[0], OV), float("-inf"))
+        for i, (table, row) in enumerate(zip(state.table.tolist(), prefix.tolist(), strict=True)):
+            assert row[0] == BOS and PAD not in row and EOS not in row
+            for token, p in TABLES[table].get(tuple(row[1:]), DEFAULT).items():
+                logits[i, token] = math.log(p)
         return logits
 
 
@@ -198,7 +193,7 @@ def test_oracle_batch_equals_alone_and_drops_finished_sentences(alpha):
     batched = beam_search(model, src, BOS, EOS, beam_size=2, alpha=alpha, n_best=2)
     if alpha == 0.0:  # GREEDY_TRAP and STARVE are done after 2 steps, LENGTH after 3
         assert model.rows == [6, 6, 2]
-    assert model.got_memory == [True] + [False] * (len(model.rows) - 1)  # cross K/V cached
+    assert model.starts == 1  # the source is read once, whatever the steps
     for source, hyps in zip(sources, batched, strict=True):
         alone = beam_search(model, oracle_src(source), BOS, EOS, beam_size=2, alpha=alpha, n_best=2)
         assert summary(hyps) == summary(alone[0])

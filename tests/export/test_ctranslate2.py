@@ -63,7 +63,7 @@ def trained(**overrides) -> EncoderDecoder:
         src_vocab_size=50, tgt_vocab_size=50, d_model=64, n_heads=4, d_ff=128,
         n_encoder_layers=2, n_decoder_layers=2, dropout=0.0, max_len=128,
     )  # fmt: skip
-    cfg = ModelConfig(**{**fields, **overrides})
+    cfg = ModelConfig.create(**{**fields, **overrides})
     model = EncoderDecoder(cfg)
     with torch.no_grad():
         for name, p in model.named_parameters():
@@ -261,7 +261,7 @@ def test_model_directory_uses_its_tokenizer(tmp_path, shared):
             train_bpe(iter(LINES[1::3]), vocab_size=280), train_bpe(iter(LINES), vocab_size=300)
         )
     src_tok, tgt_tok = tokenizers.source, tokenizers.target
-    cfg = ModelConfig(
+    cfg = ModelConfig.create(
         src_vocab_size=src_tok.vocab_size + (0 if shared else 2),
         tgt_vocab_size=tgt_tok.vocab_size + (0 if shared else 3),  # ids no tokenizer uses
         d_model=32, n_heads=2, d_ff=64, n_encoder_layers=1, n_decoder_layers=1,
@@ -333,17 +333,17 @@ def test_quantized_export_loads_and_translates(tmp_path):
 
 
 def test_unsupported_positional_scheme_is_named(tmp_path):
-    cfg = ModelConfig(**SMALL, positional="rope")
+    cfg = ModelConfig.create(**SMALL, positional="rope")
     with pytest.raises(ValueError, match=r"'positional' = 'rope'"):
         export_ctranslate2(EncoderDecoder(cfg), tmp_path / "ct2")
     assert list(tmp_path.iterdir()) == []
 
 
 @pytest.mark.skipif(
-    not hasattr(ModelConfig(), "attention_window"), reason="no local attention in this aiayn"
+    not hasattr(ModelConfig().layer, "attention_window"), reason="no local attention in this aiayn"
 )
 def test_local_attention_is_refused(tmp_path):
-    model = EncoderDecoder(ModelConfig(**SMALL, attention_window=2))
+    model = EncoderDecoder(ModelConfig.create(**SMALL, attention_window=2))
     with pytest.raises(ValueError, match=r"'attention_window' = 2"):
         export_ctranslate2(model, tmp_path / "ct2")
     assert list(tmp_path.iterdir()) == []

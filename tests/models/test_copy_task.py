@@ -25,7 +25,7 @@ def reverse_batch(n: int, generator: torch.Generator) -> tuple[torch.Tensor, tor
 def test_tiny_transformer_learns_to_reverse_sequences():
     torch.manual_seed(0)
     g = torch.Generator().manual_seed(0)
-    cfg = ModelConfig(
+    cfg = ModelConfig.create(
         src_vocab_size=VOCAB, tgt_vocab_size=VOCAB, d_model=64, n_heads=4, d_ff=128,
         n_encoder_layers=2, n_decoder_layers=2, dropout=0.0, max_len=32,
     )  # fmt: skip

@@ -262,9 +262,9 @@ def test_small_window_equals_dense_band_masks(variant, pad):
     src, tgt = pad_right(random_ids(2, 8), pad), pad_right(random_ids(2, 7), pad)
     S, T = src.shape[1], tgt.shape[1]
     src_pad, tgt_pad = padding_mask(src, PAD), padding_mask(tgt, PAD)
-    memory, _ = full.encoder(src, combine(src_pad, band_mask(S, window)))
+    memory, _, _ = full.encoder(src, combine(src_pad, band_mask(S, window)))
     hidden, _, _ = full.decoder(
-        tgt, memory, combine(tgt_pad, band_mask(T, window, causal=True)), src_pad
+        tgt, combine(tgt_pad, band_mask(T, window, causal=True)), memory, src_pad
     )
     assert_close(local(src, tgt), full.generator(hidden), atol=1e-5, rtol=1e-5)
 

@@ -32,8 +32,7 @@ def test_ensemble_is_the_mean_of_the_members_probabilities() -> None:
     src, tgt = padded_source(), random_ids(3, 5)
     tgt[:, 0] = BOS
     with torch.no_grad():
-        memory, mask = Ensemble(models).encode(src)
-        got = Ensemble(models).decode(tgt, memory, mask)  # (3, 5, V)
+        got = Ensemble(models)(src, tgt)  # (3, 5, V)
         probs = [F.softmax(m(src, tgt).float(), dim=-1) for m in models]
     expected = torch.log((probs[0] + probs[1]) / 2)
     torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-5)
@@ -45,15 +44,11 @@ def test_incremental_decoding_equals_full_decoding() -> None:
     src, tgt = padded_source(), random_ids(3, 6)
     tgt[:, 0] = BOS
     with torch.no_grad():
-        memory, mask = ensemble.encode(src)
-        full = ensemble.decode(tgt, memory, mask)  # (3, 6, V)
-        cache = ensemble.new_cache(capacity=2)  # small: the members' caches must grow
-        steps = []
-        for t in range(tgt.shape[1]):
-            step_memory = memory if t == 0 else None  # cross K/V are cached after step 0
-            steps.append(ensemble.decode(tgt[:, t : t + 1], step_memory, mask, cache))
-    torch.testing.assert_close(torch.cat(steps, dim=1), full, atol=1e-5, rtol=1e-5)
-    assert cache.length == tgt.shape[1]
+        full = ensemble(src, tgt)  # (3, 6, V)
+        state = ensemble.start(src, capacity=2)  # small: the members' caches must grow
+        steps = [ensemble.step(state, tgt[:, t : t + 1]) for t in range(tgt.shape[1])]
+    torch.testing.assert_close(torch.stack(steps, dim=1), full, atol=1e-5, rtol=1e-5)
+    assert all(member.cache.length == tgt.shape[1] for member in state.members)
 
 
 @pytest.mark.parametrize("beam", [1, 4])

@@ -52,7 +52,7 @@ def test_load_errors_are_clear(tmp_path):
     # weights of another shape
     save_pretrained(model, tmp_path)
     cfg = json.loads((tmp_path / "config.json").read_text())
-    cfg["d_ff"] = 128
+    cfg["layer"]["d_ff"] = 128
     (tmp_path / "config.json").write_text(json.dumps(cfg))
     with pytest.raises(ConfigError, match="cannot load weights"):
         load_pretrained(tmp_path)

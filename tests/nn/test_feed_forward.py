@@ -44,7 +44,7 @@ def test_activation_dropout_mean_is_unbiased():
 
 
 def test_model_config_carries_activation_dropout_to_every_layer(tmp_path):
-    cfg = ModelConfig(
+    cfg = ModelConfig.create(
         src_vocab_size=20, tgt_vocab_size=20, d_model=16, n_heads=2, d_ff=32,
         n_encoder_layers=2, n_decoder_layers=1, activation_dropout=0.2,
     )  # fmt: skip

@@ -61,9 +61,9 @@ def run(args: argparse.Namespace) -> int:
         return 0
 
     print(f"preset {args.preset}: {cfg.n_encoder_layers}+{cfg.n_decoder_layers} layers, "
-          f"d_model {cfg.d_model}, {cfg.n_heads} heads (d_k {cfg.head_dim}), d_ff {cfg.d_ff}, "
+          f"d_model {cfg.d_model}, {cfg.n_heads} heads (d_k {cfg.head_dim}), d_ff {cfg.layer.d_ff}, "
           f"vocab {cfg.src_vocab_size}/{cfg.tgt_vocab_size}, tying '{cfg.tie_embeddings}', "
-          f"{'pre' if cfg.norm_first else 'post'}-LN, {cfg.positional} positions")  # fmt: skip
+          f"{'pre' if cfg.layer.norm_first else 'post'}-LN, {cfg.positional} positions")  # fmt: skip
     print("\nparameters")
     for name, n in params.items():
         note = "  tied: the embedding matrix" if name == "output" and n == 0 else ""

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 from torch import Tensor
 
 from aiayn.decode.limits import output_limits
-from aiayn.models.encoder_decoder import EncoderDecoder
+from aiayn.decode.protocol import Decodable
 
 
 def never_generated(pad_id: int, bos_id: int, eos_id: int) -> tuple[int, ...]:
@@ -15,8 +17,55 @@ def never_generated(pad_id: int, bos_id: int, eos_id: int) -> tuple[int, ...]:
 
 
 @torch.inference_mode()
+def greedy_search(
+    model: Decodable,
+    inputs: Tensor,
+    first: Tensor,
+    eos_id: int | None,
+    limits: Tensor,
+    banned: Sequence[int] = (),
+    min_len: int = 0,
+) -> Tensor:
+    """Greedy decoding of any model of the decoding protocol (`aiayn.decode.protocol`).
+
+    `model.start(inputs)` once, then each step feeds only the newest token (its past lives in
+    the state's KV cache): `first` (B, T0) on the first step (<s> for translation, the prompt
+    for a language model), each row's previous output after. Row b ends at its first `eos_id`
+    (None: never) or after `limits[b]` tokens. `banned` ids are never generated, nor `eos_id`
+    before `min_len` other tokens.
+
+    Shape: inputs (B, S) long, first (B, T0) long, limits (B,) long -> (B, L) long: the
+    generated tokens, up to and including </s> (absent when cut at the limit), padded with the
+    config's pad_id after it; L = the longest row.
+    """
+    pad_id = model.config.pad_id
+    B = inputs.shape[0]
+    device = inputs.device
+    banned_t = torch.tensor(sorted(set(banned)), dtype=torch.long, device=device)
+    ends = [] if eos_id is None else [eos_id]
+    banned_early = torch.tensor(sorted({*banned, *ends}), dtype=torch.long, device=device)
+    steps = int(limits.max())
+    state = model.start(inputs, capacity=first.shape[1] + steps)
+    token = first  # (B, T0)
+    finished = torch.zeros(B, dtype=torch.bool, device=device)
+    out = []
+    for t in range(steps):
+        logits = model.step(state, token)  # (B, V)
+        mask = banned_early if t < min_len else banned_t
+        if mask.numel():
+            logits = logits.index_fill(-1, mask, float("-inf"))
+        token = logits.argmax(dim=-1, keepdim=True).masked_fill(finished[:, None], pad_id)
+        out.append(token)  # (B, 1)
+        if eos_id is not None:
+            finished |= token[:, 0] == eos_id
+        finished |= limits <= t + 1
+        if bool(finished.all()):
+            break
+    return torch.cat(out, dim=1)
+
+
 def greedy_decode(
-    model: EncoderDecoder,
+    model: Decodable,
     src: Tensor,
     bos_id: int,
     eos_id: int,
@@ -26,34 +75,16 @@ def greedy_decode(
 ) -> Tensor:
     """Translate a batch greedily.
 
-    The source is encoded once; each step feeds only the newest token through the decoder
-    (its past lives in the KV cache) and computes logits for that position only. A sentence
-    ends at its first `eos_id` or at its length limit: its own source length + `extra_len`
-    (§6.1: "input length + 50"), capped at `max_len` — so a sentence's output does not depend
-    on the batch it is padded into. Padding and <s> are never generated, nor </s> before
-    `min_len` other tokens (min_len = max_len gives fixed-length outputs).
+    A sentence ends at its first `eos_id` or at its length limit: its own source length +
+    `extra_len` (§6.1: "input length + 50"), capped at `max_len` — so a sentence's output does
+    not depend on the batch it is padded into. Padding and <s> are never generated, nor </s>
+    before `min_len` other tokens (min_len = max_len gives fixed-length outputs).
 
     Shape: src (B, S) long -> (B, L) long: the tokens after <s>, up to and including </s>
     (absent when cut at the limit), padded with the config's pad_id after it.
     """
     pad_id = model.config.pad_id
-    B = src.shape[0]
     limits = output_limits(src, pad_id, max_len, extra_len)  # (B,)
-    banned = torch.tensor(never_generated(pad_id, bos_id, eos_id), device=src.device)
-    banned_early = torch.cat([banned, banned.new_tensor([eos_id])])  # while t < min_len
-    memory, memory_mask = model.encode(src)
-    steps = int(limits.max())
-    cache = model.new_cache(capacity=steps + 1)
-    token = torch.full((B, 1), bos_id, dtype=torch.long, device=src.device)  # (B, 1)
-    finished = torch.zeros(B, dtype=torch.bool, device=src.device)
-    out = []
-    for t in range(steps):
-        logits = model.decode(token, memory, memory_mask, cache, last_only=True)  # (B, 1, V)
-        memory = None  # cross-attention K/V are cached after the first step
-        logits = logits.index_fill(-1, banned_early if t < min_len else banned, float("-inf"))
-        token = logits.argmax(dim=-1).masked_fill(finished[:, None], pad_id)  # (B, 1)
-        out.append(token)
-        finished |= (token[:, 0] == eos_id) | (limits <= t + 1)
-        if bool(finished.all()):
-            break
-    return torch.cat(out, dim=1)
+    first = torch.full((src.shape[0], 1), bos_id, dtype=torch.long, device=src.device)
+    banned = never_generated(pad_id, bos_id, eos_id)
+    return greedy_search(model, src, first, eos_id, limits, banned, min_len)

@@ -13,12 +13,57 @@ from aiayn.decode.beam import BeamSearch, Hypothesis
 from aiayn.decode.greedy import greedy_decode, never_generated
 from aiayn.decode.length_penalty import PAPER_ALPHA
 from aiayn.decode.limits import output_limits
-from aiayn.models.encoder_decoder import EncoderDecoder
+from aiayn.decode.protocol import Decodable
 
 
 @torch.inference_mode()
+def beam_search_over(
+    model: Decodable,
+    inputs: Tensor,
+    first: Tensor,
+    eos_id: int,
+    limits: Tensor,
+    beam_size: int = 4,
+    alpha: float = PAPER_ALPHA,
+    banned: tuple[int, ...] = (),
+    n_best: int = 1,
+    min_len: int = 0,
+) -> list[list[Hypothesis]]:
+    """Beam search over any model of the decoding protocol (`aiayn.decode.protocol`).
+
+    The B inputs × K beams run as one batch of B·K rows (row b*K + k = beam k of input b): the
+    state is started once per input and its rows repeated per beam; `first` (B, T0) is fed on
+    the first step (<s> for translation, the prompt for a language model). Row b outputs at
+    most `limits[b]` tokens (counting </s>). See `aiayn.decode.beam` for the search and its
+    stopping rule. Shape: inputs (B, S), first (B, T0), limits (B,) long
+    -> B lists of up to `n_best` hypotheses, best first.
+    """
+    K = beam_size
+    if not 1 <= n_best <= K:
+        raise ValueError(f"n_best must be in [1, beam_size = {K}], got {n_best}")
+    search = BeamSearch(limits, K, eos_id, alpha, banned=banned, min_len=min_len)
+    state = model.start(inputs, capacity=first.shape[1] + search.max_len)
+    if K > 1:  # one copy of every input's state per beam
+        state.reorder(torch.arange(inputs.shape[0], device=inputs.device).repeat_interleave(K))
+    tokens = first.repeat_interleave(K, dim=0)  # (B*K, T0)
+    for _ in range(search.max_len):  # the search ends every sentence by its limit
+        logits = model.step(state, tokens)  # (A*K, V)
+        # fp32: summed log-probs of long hypotheses lose precision in half types.
+        lprobs = F.log_softmax(logits.float(), dim=-1)  # (A*K, V)
+        step = search.step(lprobs)
+        if search.done:
+            break
+        if step.compacted:  # rows of finished inputs leave: everything must follow
+            state.reorder(step.index)
+        elif K > 1:  # beams only swap within an input, whose input-only state is the same
+            state.reorder(step.index, same_inputs=True)
+        # K == 1 without compaction: every row extends itself, nothing to move.
+        tokens = step.tokens  # (A'*K, 1)
+    return search.hypotheses(n_best)
+
+
 def beam_search(
-    model: EncoderDecoder,
+    model: Decodable,
     src: Tensor,
     bos_id: int,
     eos_id: int,
@@ -31,52 +76,24 @@ def beam_search(
 ) -> list[list[Hypothesis]]:
     """Translate a batch with beam search (§6.1: beam 4, alpha 0.6, input length + 50).
 
-    The B sentences × K beams run as one batch of B·K rows (row b*K + k = beam k of sentence
-    b). The source is encoded once and its memory repeated per beam; cross-attention K/V are
-    computed on the first step and only copied again when finished sentences leave the batch.
     Padding and <s> are never generated, nor </s> before `min_len` other tokens (min_len =
     max_len gives fixed-length outputs, as benchmarks need). A sentence outputs at most its
     own source length + `extra_len` tokens (counting </s>), capped at `max_len` (see
-    `output_limits`; note that greedy_decode's `max_len` replaces the limit instead). See
-    `aiayn.decode.beam` for the search and its stopping rule, and `aiayn.decode.length_penalty`
-    for the score.
+    `output_limits`). See `aiayn.decode.length_penalty` for the score.
 
-    `model` is anything with EncoderDecoder's `encode`, `decode`, `new_cache` and
-    `config.pad_id`. Shape: src (B, S) long -> B lists of up to `n_best` hypotheses, best first.
+    Shape: src (B, S) long -> B lists of up to `n_best` hypotheses, best first.
     """
-    K = beam_size
-    if not 1 <= n_best <= K:
-        raise ValueError(f"n_best must be in [1, beam_size = {K}], got {n_best}")
     pad_id = model.config.pad_id
     limits = output_limits(src, pad_id, max_len, extra_len)  # (B,)
+    first = torch.full((src.shape[0], 1), bos_id, dtype=torch.long, device=src.device)
     banned = never_generated(pad_id, bos_id, eos_id)
-    search = BeamSearch(limits, K, eos_id, alpha, banned=banned, min_len=min_len)
-
-    memory, memory_mask = model.encode(src)  # (B, S, D), (B, 1, 1, S)
-    memory = memory.repeat_interleave(K, dim=0)  # (B*K, S, D): one copy per beam
-    memory_mask = memory_mask.repeat_interleave(K, dim=0)  # (B*K, 1, 1, S)
-    cache = model.new_cache(capacity=search.max_len)
-    tokens = torch.full((src.shape[0] * K, 1), bos_id, dtype=torch.long, device=src.device)
-    for _ in range(search.max_len):  # the search ends every sentence by its limit
-        logits = model.decode(tokens, memory, memory_mask, cache, last_only=True)  # (A*K, 1, V)
-        memory = None  # its cross-attention K/V are in the cache now
-        # fp32: summed log-probs of long hypotheses lose precision in half types.
-        lprobs = F.log_softmax(logits[:, -1].float(), dim=-1)  # (A*K, V)
-        step = search.step(lprobs)
-        if search.done:
-            break
-        if step.compacted:  # rows of finished sentences leave: cross K/V must follow too
-            memory_mask = memory_mask.index_select(0, step.index)  # (A'*K, 1, 1, S)
-            cache.reorder(step.index, cross=True)
-        elif K > 1:  # beams only swap within a sentence, whose cross K/V are all the same
-            cache.reorder(step.index, cross=False)
-        # K == 1 without compaction: every row extends itself, nothing to move.
-        tokens = step.tokens  # (A'*K, 1)
-    return search.hypotheses(n_best)
+    return beam_search_over(
+        model, src, first, eos_id, limits, beam_size, alpha, banned, n_best, min_len
+    )
 
 
 def generate(
-    model: EncoderDecoder,
+    model: Decodable,
     src: Tensor,
     bos_id: int,
     eos_id: int,
@@ -101,7 +118,7 @@ def generate(
 
 
 def _greedy_ids(
-    model: EncoderDecoder,
+    model: Decodable,
     src: Tensor,
     bos_id: int,
     eos_id: int,

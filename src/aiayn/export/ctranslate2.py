@@ -141,15 +141,15 @@ def build_spec(model: EncoderDecoder) -> TransformerSpec:
     spec = TransformerSpec.from_config(
         (cfg.n_encoder_layers, cfg.n_decoder_layers),
         cfg.n_heads,
-        pre_norm=cfg.norm_first,  # pre-LN also brings the final encoder/decoder LayerNorms
-        activation=activation[cfg.activation],  # GELU = exact erf form, as F.gelu
+        pre_norm=cfg.layer.norm_first,  # pre-LN also brings the final encoder/decoder LayerNorms
+        activation=activation[cfg.layer.activation],  # GELU = exact erf form, as F.gelu
     )
     # Config: special tokens as in aiayn.tokenizers; sources end with </s> (appended by CT2).
     spec.config.unk_token, spec.config.bos_token, spec.config.eos_token = UNK, BOS, EOS
     spec.config.decoder_start_token = BOS
     spec.config.add_source_bos = False
     spec.config.add_source_eos = True
-    spec.config.layer_norm_epsilon = float(cfg.layer_norm_eps)
+    spec.config.layer_norm_epsilon = float(cfg.layer.layer_norm_eps)
 
     enc, dec = model.encoder, model.decoder
     # Encoder: embeddings × √d_model (§3.4) + positions, then the layers.
@@ -212,9 +212,9 @@ def _check_supported(cfg: ModelConfig) -> None:
             f"{', '.join(SUPPORTED_POSITIONAL)} positions only (CTranslate2's Transformer "
             "adds a position table to the embeddings)"
         )
-    if cfg.attention_window is not None:
+    if cfg.layer.attention_window is not None:
         raise ValueError(
-            f"config field 'attention_window' = {cfg.attention_window!r}: CTranslate2 export "
+            f"config field 'attention_window' = {cfg.layer.attention_window!r}: CTranslate2 export "
             "supports full self-attention only (attention_window = None)"
         )
 

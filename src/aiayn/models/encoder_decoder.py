@@ -7,115 +7,50 @@ from dataclasses import dataclass, field
 from torch import Tensor, nn
 
 from aiayn.config import ModelConfig
-from aiayn.nn.dropout import Dropout
 from aiayn.nn.embeddings import OutputProjection, TokenEmbedding
 from aiayn.nn.kv_cache import DecoderCache
-from aiayn.nn.layers import DecoderLayer, EncoderLayer, LayerSpec
 from aiayn.nn.masks import causal_mask, combine, padding_mask
-from aiayn.nn.positional import PositionalEncoding, build_positional
-from aiayn.nn.trace import record
+from aiayn.nn.positional import build_positional
+from aiayn.nn.stack import Stack
 
 
-def layer_spec(cfg: ModelConfig) -> LayerSpec:
-    """The per-layer settings of `cfg`."""
-    return LayerSpec(
-        d_model=cfg.d_model,
-        n_heads=cfg.n_heads,
-        d_ff=cfg.d_ff,
-        dropout=cfg.dropout,
-        attention_dropout=cfg.attention_dropout,
-        activation_dropout=cfg.activation_dropout,
-        activation=cfg.activation,
-        norm_first=cfg.norm_first,
-        eps=cfg.layer_norm_eps,
-        impl=cfg.attention_impl,
-        window=cfg.attention_window,
-    )
-
-
-def _in_attention(positional: PositionalEncoding) -> PositionalEncoding | None:
-    """The scheme to hand self-attention layers, or None for purely additive ones."""
-    return positional if positional.acts_in_attention else None
-
-
-class Encoder(nn.Module):
-    """Embed + positions → dropout → N × EncoderLayer (→ final LayerNorm when pre-LN)."""
+class Encoder(Stack):
+    """Embed + positions → dropout → N × Block (→ final LayerNorm when pre-LN) (Fig. 1, left)."""
 
     def __init__(self, cfg: ModelConfig, embed: TokenEmbedding) -> None:
-        super().__init__()
-        self.embed = embed
-        self.positional = build_positional(cfg.positional, cfg.d_model, cfg.n_heads, cfg.max_len)
-        self.dropout = Dropout(cfg.dropout)  # §5.4: on the sums of embeddings and positions
-        self.layers = nn.ModuleList(
-            EncoderLayer(layer_spec(cfg)) for _ in range(cfg.n_encoder_layers)
-        )
-        # Pre-LN leaves the residual stream un-normalised; post-LN's last sub-layer already norms.
-        self.norm = nn.LayerNorm(cfg.d_model, cfg.layer_norm_eps) if cfg.norm_first else None
-
-    def forward(
-        self, src: Tensor, mask: Tensor | None, need_weights: bool = False
-    ) -> tuple[Tensor, list[Tensor]]:
-        """Shape: src (B, S) long, mask (B, 1, 1, S) bool -> memory (B, S, D),
-        per-layer self-attention weights [(B, H, S, S)] (empty unless need_weights)."""
-        x = self.dropout(self.positional.embed(self.embed(src)))  # (B, S, D)
-        in_attn = _in_attention(self.positional)
-        weights = []
-        for layer in self.layers:
-            x, w = layer(x, mask, positional=in_attn, need_weights=need_weights)
-            if w is not None:
-                weights.append(w)
-        if self.norm is not None:
-            x = self.norm(x)
-        record("encoder output (memory)", x)
-        return x, weights
+        positional = build_positional(cfg.positional, cfg.d_model, cfg.n_heads, cfg.max_len)
+        super().__init__(cfg.layer, cfg.n_encoder_layers, embed, positional, name="encoder")
 
 
-class Decoder(nn.Module):
-    """Embed + positions → dropout → N × DecoderLayer (→ final LayerNorm when pre-LN)."""
+class Decoder(Stack):
+    """The same stack with causal, cross-attending blocks (Fig. 1, right)."""
 
     def __init__(self, cfg: ModelConfig, embed: TokenEmbedding) -> None:
-        super().__init__()
-        self.embed = embed
-        self.positional = build_positional(cfg.positional, cfg.d_model, cfg.n_heads, cfg.max_len)
-        self.dropout = Dropout(cfg.dropout)
-        self.layers = nn.ModuleList(
-            DecoderLayer(layer_spec(cfg)) for _ in range(cfg.n_decoder_layers)
-        )
-        self.norm = nn.LayerNorm(cfg.d_model, cfg.layer_norm_eps) if cfg.norm_first else None
+        positional = build_positional(cfg.positional, cfg.d_model, cfg.n_heads, cfg.max_len)
+        super().__init__(
+            cfg.layer, cfg.n_decoder_layers, embed, positional, causal=True,
+            cross_attention=True, name="decoder",
+        )  # fmt: skip
 
-    def forward(
-        self,
-        tgt: Tensor,
-        memory: Tensor | None,
-        self_mask: Tensor | None,
-        memory_mask: Tensor | None,
-        cache: DecoderCache | None = None,
-        need_weights: bool = False,
-    ) -> tuple[Tensor, list[Tensor], list[Tensor]]:
-        """Shape: tgt (B, T) long — only the new steps when `cache` is given —, memory (B, S, D)
-        -> hidden (B, T, D), self weights [(B, H, T, T_all)], cross weights [(B, H, T, S)]."""
-        offset = cache.length if cache is not None else 0
-        x = self.dropout(self.positional.embed(self.embed(tgt), offset))  # (B, T, D)
-        in_attn = _in_attention(self.positional)
-        self_ws, cross_ws = [], []
-        for i, layer in enumerate(self.layers):
-            x, sw, cw = layer(
-                x,
-                memory,
-                self_mask,
-                memory_mask,
-                self_cache=cache.self_attn[i] if cache is not None else None,
-                cross_cache=cache.cross_attn[i] if cache is not None else None,
-                positional=in_attn,
-                need_weights=need_weights,
-            )
-            if need_weights:
-                self_ws.append(sw)
-                cross_ws.append(cw)
-        if self.norm is not None:
-            x = self.norm(x)
-        record("decoder output", x)
-        return x, self_ws, cross_ws
+
+@dataclass
+class EncoderDecoderState:
+    """Decoding state: the encoder's output and the decoder's KV cache (rows = sentences ×
+    beams). `memory` is dropped after the first step: its K/V then live in the cache."""
+
+    memory: Tensor | None  # (B, S, D)
+    memory_mask: Tensor  # (B, 1, 1, S) bool
+    cache: DecoderCache
+
+    def reorder(self, index: Tensor, same_inputs: bool = False) -> None:
+        """Keep rows `index` (B',). `same_inputs` (beams swapping within a sentence): the
+        source's mask and cross-attention K/V are the same for those rows, so they stay."""
+        if not same_inputs:
+            self.memory_mask = self.memory_mask.index_select(0, index)  # (B', 1, 1, S)
+        if self.memory is not None:  # before the first step: the cache is still empty
+            self.memory = self.memory.index_select(0, index)  # (B', S, D)
+        else:
+            self.cache.reorder(index, cross=not same_inputs)
 
 
 @dataclass
@@ -165,7 +100,7 @@ class EncoderDecoder(nn.Module):
     def encode(self, src: Tensor, need_weights: bool = False) -> tuple[Tensor, Tensor]:
         """Shape: src (B, S) long -> memory (B, S, D), memory_mask (B, 1, 1, S) bool."""
         memory_mask = padding_mask(src, self.config.pad_id)
-        memory, _ = self.encoder(src, memory_mask, need_weights=need_weights)
+        memory, _, _ = self.encoder(src, memory_mask, need_weights=need_weights)
         return memory, memory_mask
 
     def decode(
@@ -186,7 +121,7 @@ class EncoderDecoder(nn.Module):
         -> logits (B, T, V), or (B, 1, V) when last_only (decoding needs only the last).
         """
         self_mask = self._self_mask(tgt, cache)
-        hidden, _, _ = self.decoder(tgt, memory, self_mask, memory_mask, cache)
+        hidden, _, _ = self.decoder(tgt, self_mask, memory, memory_mask, cache)
         if last_only:
             hidden = hidden[:, -1:]  # (B, 1, D): skip the vocabulary matmul for earlier steps
         return self.generator(hidden)
@@ -205,7 +140,7 @@ class EncoderDecoder(nn.Module):
     def _self_mask(self, tgt: Tensor, cache: DecoderCache | None) -> Tensor | None:
         """Shape: tgt (B, T) -> (B, 1, T, T), (B, 1, 1, T), (T, past + T) or None."""
         T = tgt.shape[1]
-        if cache is None and self.config.attention_window is not None:
+        if cache is None and self.config.layer.attention_window is not None:
             # Windowed full prefix: the window path is causal itself and takes key padding only.
             return padding_mask(tgt, self.config.pad_id)  # (B, 1, 1, T)
         if cache is None:  # full prefix: causal, and padded keys hidden (§3.2.3)
@@ -222,13 +157,26 @@ class EncoderDecoder(nn.Module):
         """An empty cache for incremental decoding with this model."""
         return DecoderCache(self.config.n_decoder_layers, capacity)
 
+    # --- the decoding protocol (aiayn.decode.protocol) ----------------------------------------
+
+    def start(self, inputs: Tensor, capacity: int = 64) -> EncoderDecoderState:
+        """Encode the source once. Shape: inputs (B, S) long source ids."""
+        memory, memory_mask = self.encode(inputs)
+        return EncoderDecoderState(memory, memory_mask, self.new_cache(capacity))
+
+    def step(self, state: EncoderDecoderState, tokens: Tensor) -> Tensor:
+        """Shape: tokens (B, T) new decoder inputs (<s> first) -> next-token logits (B, V)."""
+        logits = self.decode(tokens, state.memory, state.memory_mask, state.cache, last_only=True)
+        state.memory = None  # cross-attention K/V are cached after the first step
+        return logits[:, -1]  # (B, V)
+
     def attention_maps(self, src: Tensor, tgt: Tensor) -> AttentionMaps:
         """Teacher-forced pass that also returns every attention weight (math path)."""
         memory_mask = padding_mask(src, self.config.pad_id)
-        memory, enc_w = self.encoder(src, memory_mask, need_weights=True)
+        memory, enc_w, _ = self.encoder(src, memory_mask, need_weights=True)
         self_mask = self._self_mask(tgt, None)
         hidden, self_w, cross_w = self.decoder(
-            tgt, memory, self_mask, memory_mask, need_weights=True
+            tgt, self_mask, memory, memory_mask, need_weights=True
         )
         return AttentionMaps(self.generator(hidden), enc_w, self_w, cross_w)
 
@@ -237,4 +185,4 @@ class EncoderDecoder(nn.Module):
         return sum(p.numel() for p in self.parameters())
 
 
-__all__ = ["AttentionMaps", "Decoder", "Encoder", "EncoderDecoder"]
+__all__ = ["AttentionMaps", "Decoder", "Encoder", "EncoderDecoder", "EncoderDecoderState"]

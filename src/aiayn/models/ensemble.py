@@ -5,10 +5,8 @@ probabilities, p(y | x, y<t) = 1/M Σ_m p_m(y | x, y<t) (fairseq's ensemble, and
 way an NMT ensemble is decoded). Members share the vocabulary and may differ in everything
 else (depth, width, the checkpoint they come from).
 
-An `Ensemble` has the interface the decoders use (`encode`, `decode`, `new_cache`,
-`config.pad_id`), so greedy and beam search run it unchanged. The trick that makes this work
-is the memory: the members' encoder outputs are concatenated along the feature axis into one
-tensor, so a search can repeat and select its rows exactly as for a single model.
+An `Ensemble` implements the decoding protocol (`start`, `step`: `aiayn.decode.protocol`), its
+state the members' states side by side, so greedy and beam search run it unchanged.
 """
 
 from __future__ import annotations
@@ -20,23 +18,19 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from aiayn.decode.protocol import DecodingState
 from aiayn.models.encoder_decoder import EncoderDecoder
-from aiayn.nn.kv_cache import DecoderCache
 
 
-class EnsembleCache:
-    """One `DecoderCache` per member, reordered together."""
+class EnsembleState:
+    """One decoding state per member, reordered together."""
 
-    def __init__(self, caches: list[DecoderCache]) -> None:
-        self.members = caches
+    def __init__(self, states: list[DecodingState]) -> None:
+        self.members = states
 
-    @property
-    def length(self) -> int:
-        return self.members[0].length
-
-    def reorder(self, index: Tensor, cross: bool = True) -> None:
-        for cache in self.members:
-            cache.reorder(index, cross=cross)
+    def reorder(self, index: Tensor, same_inputs: bool = False) -> None:
+        for state in self.members:
+            state.reorder(index, same_inputs)
 
 
 class Ensemble(nn.Module):
@@ -62,37 +56,26 @@ class Ensemble(nn.Module):
                 )
         self.members = nn.ModuleList(models)
         self.config = first.replace(max_len=min(m.config.max_len for m in models))
-        self._widths = [m.config.d_model for m in models]
 
-    def encode(self, src: Tensor) -> tuple[Tensor, Tensor]:
-        """Shape: src (B, S) long -> memory (B, S, ΣD) (members' memories side by side),
-        memory_mask (B, 1, 1, S) bool (the same for every member: it only marks padding)."""
-        memories, mask = [], None
-        for model in self.members:
-            memory, mask = model.encode(src)  # (B, S, D_m), (B, 1, 1, S)
-            memories.append(memory)
-        return torch.cat(memories, dim=-1), mask
+    # --- the decoding protocol (aiayn.decode.protocol) ----------------------------------------
 
-    def decode(
-        self,
-        tgt: Tensor,
-        memory: Tensor | None,
-        memory_mask: Tensor,
-        cache: EnsembleCache | None = None,
-        last_only: bool = False,
-    ) -> Tensor:
-        """Log of the members' mean next-token probability, (B, T or 1, V) fp32.
+    def start(self, inputs: Tensor, capacity: int = 64) -> EnsembleState:
+        """Every member encodes the source. Shape: inputs (B, S) long."""
+        return EnsembleState([model.start(inputs, capacity) for model in self.members])
+
+    def step(self, state: EnsembleState, tokens: Tensor) -> Tensor:
+        """Log of the members' mean next-token probability. Shape: tokens (B, T) -> (B, V) fp32.
 
         These are log-probabilities, so a log_softmax over them (as beam search applies)
         leaves them unchanged and argmax (greedy) picks the ensemble's most probable token.
         """
-        pieces = [None] * len(self.members) if memory is None else memory.split(self._widths, -1)
-        caches = [None] * len(self.members) if cache is None else cache.members
         lprobs = [
-            F.log_softmax(model.decode(tgt, piece, memory_mask, c, last_only).float(), dim=-1)
-            for model, piece, c in zip(self.members, pieces, caches, strict=True)
-        ]  # M × (B, T, V)
+            F.log_softmax(model.step(member, tokens).float(), dim=-1)
+            for model, member in zip(self.members, state.members, strict=True)
+        ]  # M × (B, V)
         return torch.logsumexp(torch.stack(lprobs), dim=0) - math.log(len(lprobs))
 
-    def new_cache(self, capacity: int = 64) -> EnsembleCache:
-        return EnsembleCache([m.new_cache(capacity) for m in self.members])
+    def forward(self, src: Tensor, tgt: Tensor) -> Tensor:
+        """Teacher-forced log mean probability. Shape: src (B, S), tgt (B, T) -> (B, T, V)."""
+        lprobs = [F.log_softmax(model(src, tgt).float(), dim=-1) for model in self.members]
+        return torch.logsumexp(torch.stack(lprobs), dim=0) - math.log(len(lprobs))

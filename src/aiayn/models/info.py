@@ -75,7 +75,7 @@ def _projections(cfg: ModelConfig, n: int) -> int:
 
 def _ffn(cfg: ModelConfig, n: int) -> int:
     """W1 (D×F) and W2 (F×D) over n positions."""
-    return 2 * 2 * n * cfg.d_model * cfg.d_ff
+    return 2 * 2 * n * cfg.d_model * cfg.layer.d_ff
 
 
 def _attend(cfg: ModelConfig, q: int, k: int) -> int:

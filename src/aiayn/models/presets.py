@@ -55,4 +55,4 @@ def get(name: str, vocab_size: int | None = None, **overrides: Any) -> ModelConf
 
 def _make(vocab_size: int, sizes: dict[str, Any], overrides: dict[str, Any]) -> ModelConfig:
     fields = {"src_vocab_size": vocab_size, "tgt_vocab_size": vocab_size, **sizes, **overrides}
-    return ModelConfig(**fields)
+    return ModelConfig.create(**fields)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 import torch.nn.functional as F
 from torch import Tensor, nn
 
@@ -9,23 +11,38 @@ from aiayn.nn.dropout import Dropout
 from aiayn.nn.trace import record
 
 
+_ACTIVATIONS = {
+    "relu": F.relu,
+    "gelu": F.gelu,
+    "gelu_tanh": partial(F.gelu, approximate="tanh"),
+}
+
+
 class PositionwiseFeedForward(nn.Module):
     """Two linear maps with an activation between, applied to each position independently.
 
-    ReLU is the paper's; GELU is the option BERT and GPT made standard. `dropout` acts on the
+    ReLU is the paper's; GELU is the option BERT made standard, and "gelu_tanh" its tanh
+    approximation that GPT-2 was trained with (so GPT-2 weights need it). `dropout` acts on the
     inner activations (tensor2tensor's relu_dropout, fairseq's activation_dropout): not in the
     paper, a regulariser of the widest layer for small corpora.
     """
 
     def __init__(
-        self, d_model: int, d_ff: int, activation: str = "relu", dropout: float = 0.0
+        self,
+        d_model: int,
+        d_ff: int,
+        activation: str = "relu",
+        dropout: float = 0.0,
+        bias: bool = True,
     ) -> None:
         super().__init__()
-        if activation not in ("relu", "gelu"):
-            raise ValueError(f"activation must be 'relu' or 'gelu', got {activation!r}")
-        self.w_1 = nn.Linear(d_model, d_ff)
-        self.w_2 = nn.Linear(d_ff, d_model)
-        self.activation = F.relu if activation == "relu" else F.gelu
+        if activation not in _ACTIVATIONS:
+            raise ValueError(
+                f"activation must be one of {', '.join(_ACTIVATIONS)}, got {activation!r}"
+            )
+        self.w_1 = nn.Linear(d_model, d_ff, bias=bias)
+        self.w_2 = nn.Linear(d_ff, d_model, bias=bias)
+        self.activation = _ACTIVATIONS[activation]
         self.dropout = Dropout(dropout)
 
     def forward(self, x: Tensor) -> Tensor:

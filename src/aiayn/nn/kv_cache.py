@@ -88,11 +88,12 @@ class StaticKV:
 
 
 class DecoderCache:
-    """Per-layer caches of a decoder: `self_attn[i]` (growing) and `cross_attn[i]` (static)."""
+    """Per-layer caches of a decoder: `self_attn[i]` (growing) and `cross_attn[i]` (static;
+    none for a decoder-only model, `cross=False`)."""
 
-    def __init__(self, n_layers: int, capacity: int = 64) -> None:
+    def __init__(self, n_layers: int, capacity: int = 64, cross: bool = True) -> None:
         self.self_attn = [KVCache(capacity) for _ in range(n_layers)]
-        self.cross_attn = [StaticKV() for _ in range(n_layers)]
+        self.cross_attn = [StaticKV() for _ in range(n_layers)] if cross else []
 
     @property
     def length(self) -> int:

@@ -1,0 +1,88 @@
+"""The one stack every family uses: embed → positions → dropout → N blocks → final norm.
+
+The encoder and the decoder of the paper and a decoder-only model differ only in their blocks'
+switches (`causal`, `cross_attention`); the skeleton around them is this one class.
+"""
+
+from __future__ import annotations
+
+from torch import Tensor, nn
+
+from aiayn.config import LayerConfig
+from aiayn.nn.block import Block
+from aiayn.nn.dropout import Dropout
+from aiayn.nn.kv_cache import DecoderCache
+from aiayn.nn.positional import PositionalEncoding
+from aiayn.nn.trace import record
+
+
+class Stack(nn.Module):
+    """Embed + positions → dropout → N × Block (→ final LayerNorm when pre-LN).
+
+    `embed` maps ids to vectors (B, T) -> (B, T, D) (a `TokenEmbedding`, or a patch embedding
+    for images); it may be shared with another stack (tied embeddings).
+    """
+
+    def __init__(
+        self,
+        layer: LayerConfig,
+        n_layers: int,
+        embed: nn.Module,
+        positional: PositionalEncoding,
+        causal: bool = False,
+        cross_attention: bool = False,
+        name: str = "stack",
+    ) -> None:
+        super().__init__()
+        self.embed = embed
+        self.positional = positional
+        self.dropout = Dropout(layer.dropout)  # §5.4: on the sums of embeddings and positions
+        self.layers = nn.ModuleList(
+            Block(layer, causal=causal, cross_attention=cross_attention) for _ in range(n_layers)
+        )
+        # Pre-LN leaves the residual stream un-normalised; post-LN's last sub-layer already norms.
+        self.norm = nn.LayerNorm(layer.d_model, layer.layer_norm_eps) if layer.norm_first else None
+        self.name = name
+        # Relative schemes (RoPE, …) act inside self-attention; absolute ones only in `embed`.
+        self._in_attention = positional if positional.acts_in_attention else None
+
+    def forward(
+        self,
+        ids: Tensor,
+        mask: Tensor | None = None,
+        memory: Tensor | None = None,
+        memory_mask: Tensor | None = None,
+        cache: DecoderCache | None = None,
+        offset: int | Tensor | None = None,
+        need_weights: bool = False,
+    ) -> tuple[Tensor, list[Tensor], list[Tensor]]:
+        """Shape: ids (B, T) long — only the new steps when `cache` is given —, mask bool
+        broadcastable to (B, 1, T, T_past+T), memory (B, S, D), memory_mask (B, 1, 1, S)
+        -> hidden (B, T, D), per-layer self weights [(B, H, T, T_past+T)] and cross weights
+        [(B, H, T, S)] (empty unless need_weights).
+
+        `offset`: position of the first id, an int or one per row (B,) (left-padded prompts);
+        default: the number of cached steps.
+        """
+        if offset is None:
+            offset = cache.length if cache is not None else 0
+        x = self.dropout(self.positional.embed(self.embed(ids), offset))  # (B, T, D)
+        self_ws, cross_ws = [], []
+        for i, block in enumerate(self.layers):
+            x, sw, cw = block(
+                x, mask, memory, memory_mask,
+                cache=cache.self_attn[i] if cache is not None else None,
+                cross_cache=cache.cross_attn[i] if cache is not None and cache.cross_attn else None,
+                positional=self._in_attention, need_weights=need_weights,
+            )  # fmt: skip
+            if sw is not None:
+                self_ws.append(sw)
+            if cw is not None:
+                cross_ws.append(cw)
+        if self.norm is not None:
+            x = self.norm(x)
+        record(f"{self.name} output", x)
+        return x, self_ws, cross_ws
+
+
+__all__ = ["Stack"]
