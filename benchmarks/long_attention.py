@@ -1,10 +1,10 @@
 """Long sequences: time and peak memory of one self-attention layer against sequence length.
 
-One `aiayn.nn.MultiHeadAttention` (d_model 256, 8 heads, batch 1, fp32), forward + backward,
+One self-attention layer (d_model 256, 8 heads, batch 1, fp32), forward + backward,
 bidirectional like an encoder layer, for three paths:
   math     the reference path: materialises the (T, T) scores and weights — O(T²) memory
   sdpa     PyTorch's fused kernel — no (T, T) weights kept for backward on flash kernels
-  window   sliding-window attention (`window=` keys either side) — O(T·w) memory and time
+  window   `SlidingWindowAttention` (`window=` keys either side) — O(T·w) memory and time
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from __future__ import annotations
 import torch
 
 from aiayn.nn.attention import MultiHeadAttention
+from aiayn.nn.sliding_window import SlidingWindowAttention
 from benchmarks.measure import PeakMemory, median_seconds
 
 
@@ -28,7 +29,7 @@ def attention_layer_cost(
     """Milliseconds and peak MiB of forward + backward through one attention layer."""
     torch.manual_seed(0)
     if impl == "window":
-        layer = MultiHeadAttention(d_model, heads, impl="sdpa", window=window)
+        layer = SlidingWindowAttention(d_model, heads, impl="sdpa", window=window)
     else:
         layer = MultiHeadAttention(d_model, heads, impl=impl)
     layer.to(device)

@@ -7,6 +7,7 @@ import torch
 from torch.testing import assert_close
 
 from aiayn.nn.attention import MultiHeadAttention, pick_impl, scaled_dot_product_attention
+from aiayn.nn.kv_cache import KVCache, StaticKV
 from aiayn.nn.masks import causal_mask, combine, padding_mask, to_torch_polarity
 
 B, H, T, S, DH = 3, 4, 5, 7, 8
@@ -131,6 +132,43 @@ def test_heads_are_independent_column_blocks():
     dh = D // heads
     assert torch.all(after[..., :dh] == 0)
     assert_close(after[..., dh:], before[..., dh:])
+
+
+def test_attend_is_the_one_step_a_variant_replaces():
+    """forward gives `attend` the heads, the cache offset and whether K/V hold past steps, and
+    merges and projects whatever it returns (how `SlidingWindowAttention` plugs in)."""
+    D, heads, dh = 16, 2, 8
+    seen = []
+
+    class Spy(MultiHeadAttention):
+        def attend(self, q, k, v, mask, bias, dropout_p, offset, cached, need_weights):
+            seen.append((tuple(q.shape), tuple(k.shape), offset, cached))
+            return super().attend(q, k, v, mask, bias, dropout_p, offset, cached, need_weights)
+
+    class Zeros(MultiHeadAttention):
+        def attend(self, q, k, v, mask, bias, dropout_p, offset, cached, need_weights):
+            return torch.zeros_like(q), None
+
+    mha = MultiHeadAttention(D, heads).eval()
+    spy, zeros = Spy(D, heads).eval(), Zeros(D, heads).eval()
+    spy.load_state_dict(mha.state_dict())
+    zeros.load_state_dict(mha.state_dict())
+    x, memory = torch.randn(2, 5, D), torch.randn(2, 7, D)
+    assert torch.equal(spy(x)[0], mha(x)[0])
+    assert torch.equal(zeros(x)[0], mha.w_o.bias.expand(2, 5, D))  # nothing bypasses attend
+
+    cache, static = KVCache(), StaticKV()
+    spy(x[:, :3], mask=causal_mask(3), cache=cache)
+    spy(x[:, 3:4], cache=cache)
+    spy(x, memory, cache=static)
+    spy(x[:, :1], cache=static)
+    assert seen == [
+        ((2, heads, 5, dh), (2, heads, 5, dh), 0, False),  # self-attention, no cache
+        ((2, heads, 3, dh), (2, heads, 3, dh), 0, True),  # KVCache: a prefix of 3 ...
+        ((2, heads, 1, dh), (2, heads, 4, dh), 3, True),  # ... then one step at position 3
+        ((2, heads, 5, dh), (2, heads, 7, dh), 0, False),  # StaticKV: cross-attention
+        ((2, heads, 1, dh), (2, heads, 7, dh), 0, False),  # ... reused
+    ]
 
 
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])

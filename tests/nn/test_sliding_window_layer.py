@@ -1,5 +1,6 @@
-"""MultiHeadAttention(window=w): blocked, dense-with-weights and cached paths all equal dense
-attention with `band_mask` ∧ key padding, and a query never sees keys outside its band."""
+"""SlidingWindowAttention(window=w): blocked, dense-with-weights and cached paths all equal dense
+attention with `band_mask` ∧ key padding, a query never sees keys outside its band, and a
+window covering the sequence is `MultiHeadAttention` on the same weights."""
 
 from __future__ import annotations
 
@@ -11,13 +12,13 @@ from aiayn.nn.attention import MultiHeadAttention, scaled_dot_product_attention
 from aiayn.nn.kv_cache import KVCache, StaticKV
 from aiayn.nn.layers import DecoderLayer, EncoderLayer, LayerSpec
 from aiayn.nn.masks import causal_mask, combine, lengths_mask
-from aiayn.nn.sliding_window import band_mask
+from aiayn.nn.sliding_window import SlidingWindowAttention, band_mask
 
 B, T, D, HEADS = 2, 9, 16, 2
 
 
 def windowed(window, causal, impl="math"):
-    return MultiHeadAttention(D, HEADS, impl=impl, window=window, causal=causal).eval()
+    return SlidingWindowAttention(D, HEADS, impl=impl, window=window, causal=causal).eval()
 
 
 def dense_reference(mha, x, mask):
@@ -71,6 +72,37 @@ def test_window_covering_the_sequence_is_full_attention():
         mha.load_state_dict(full.state_dict())
         expected, _ = full(x, mask=combine(pad, causal_mask(T) if causal else None))
         assert_close(mha(x, mask=pad)[0], expected, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("padded", [False, True], ids=["no-pad", "pad"])
+@pytest.mark.parametrize("impl", ["math", "sdpa"])
+@pytest.mark.parametrize("causal", [False, True], ids=["bidir", "causal"])
+@pytest.mark.parametrize("window", [T - 1, T, 4 * T])
+def test_wide_window_equals_multi_head_attention(window, causal, impl, padded):
+    """A window >= T - 1 hides no key: `SlidingWindowAttention` on `MultiHeadAttention`'s
+    weights equals it with the causal mask (causal) or no mask (bidirectional), on the blocked
+    path, the dense path that returns weights, and the cached path."""
+    full = MultiHeadAttention(D, HEADS, impl=impl).eval()
+    local = windowed(window, causal, impl)
+    local.load_state_dict(full.state_dict())  # same names, no extra parameters
+    x = torch.randn(B, T, D)
+    pad = key_padding() if padded else None
+    full_mask = combine(pad, causal_mask(T) if causal else None)
+
+    expected, expected_w = full(x, mask=full_mask, need_weights=True)
+    assert_close(local(x, mask=pad)[0], expected, atol=1e-5, rtol=1e-5)
+    out, w = local(x, mask=pad, need_weights=True)
+    assert_close(out, expected, atol=1e-5, rtol=1e-5)
+    assert_close(w, expected_w, atol=1e-6, rtol=1e-5)
+
+    if causal:  # incremental decoding: a prefix, one step, then a chunk reaching back to key 0
+        caches, outs = (KVCache(), KVCache()), {"local": [], "full": []}
+        for t, n in [(0, 3), (3, 1), (4, T - 4)]:
+            mask = combine(None if pad is None else pad[..., : t + n], causal_mask(n, t + n))
+            outs["local"].append(local(x[:, t : t + n], mask=mask, cache=caches[0])[0])
+            outs["full"].append(full(x[:, t : t + n], mask=mask, cache=caches[1])[0])
+        assert_close(torch.cat(outs["local"], 1), torch.cat(outs["full"], 1), atol=1e-5, rtol=1e-5)
+        assert_close(torch.cat(outs["full"], 1), expected, atol=1e-5, rtol=1e-5)
 
 
 @pytest.mark.parametrize("causal", [False, True], ids=["bidir", "causal"])
@@ -144,7 +176,11 @@ def test_wrong_masks_and_uses_raise():
     with pytest.raises(ValueError, match="causal"):
         windowed(2, causal=False)(x, cache=KVCache())
     with pytest.raises(ValueError, match="window must be >= 0"):
-        MultiHeadAttention(D, HEADS, window=-1)
+        SlidingWindowAttention(D, HEADS, window=-1)
+    with pytest.raises(ValueError, match="window must be an int"):
+        SlidingWindowAttention(D, HEADS, window=None)
+    with pytest.raises(TypeError, match="window"):
+        MultiHeadAttention(D, HEADS, window=2)  # no switch: the variant is its own class
     with pytest.raises(ValueError, match="key-padding mask"):
         mha(x, mask=key_padding()[:, 0])  # (B, 1, T) broadcasts as (1, B, 1, T): batch as heads
     # one key mask (T,) for every row broadcasts to (B, 1, 1, T) and is accepted
@@ -155,9 +191,11 @@ def test_wrong_masks_and_uses_raise():
 def test_layers_window_self_attention_only():
     spec = LayerSpec(d_model=D, n_heads=HEADS, d_ff=32, dropout=0.0, window=3)
     enc, dec = EncoderLayer(spec), DecoderLayer(spec)
+    assert isinstance(enc.self_attn, SlidingWindowAttention)
     assert (enc.self_attn.window, enc.self_attn.causal) == (3, False)
+    assert isinstance(dec.self_attn, SlidingWindowAttention)
     assert (dec.self_attn.window, dec.self_attn.causal) == (3, True)
-    assert dec.cross_attn.window is None
+    assert type(dec.cross_attn) is MultiHeadAttention
     plain = DecoderLayer(LayerSpec(d_model=D, n_heads=HEADS, d_ff=32))
-    assert plain.self_attn.window is None
+    assert type(plain.self_attn) is MultiHeadAttention
     assert set(plain.state_dict()) == set(dec.state_dict())  # the window adds no parameters

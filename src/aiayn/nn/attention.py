@@ -10,8 +10,10 @@ equation and able to return the attention weights; and "sdpa", PyTorch's fused k
 the weights. "auto" picks per call the one that is faster where it runs (`pick_impl`).
 Masks follow the package convention (`aiayn.nn.masks`): bool, True = may attend.
 
-`MultiHeadAttention(window=w)` makes self-attention local (not in the paper): query i sees only
-keys j with |i - j| <= w, or 0 <= i - j <= w when `causal` (`aiayn.nn.sliding_window`).
+`MultiHeadAttention` projects, splits into heads, calls `attend` (eq. 1 on every head at
+once), merges the heads and projects back. A variant overrides `attend` alone: local
+self-attention, which is not in the paper, is `SlidingWindowAttention` in
+`aiayn.nn.sliding_window`.
 """
 
 from __future__ import annotations
@@ -24,8 +26,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from aiayn.nn.dropout import dropout
-from aiayn.nn.masks import combine, to_additive
-from aiayn.nn.sliding_window import band_mask, sliding_window_attention
+from aiayn.nn.masks import to_additive
 from aiayn.nn.trace import record
 
 if TYPE_CHECKING:
@@ -98,59 +99,6 @@ def scaled_dot_product_attention(
     return out, (weights if need_weights else None)
 
 
-def _attention_guarded(
-    q: Tensor,
-    k: Tensor,
-    v: Tensor,
-    mask: Tensor | None,
-    bias: Tensor | None,
-    dropout_p: float,
-    impl: Impl,
-    need_weights: bool,
-) -> tuple[Tensor, Tensor | None]:
-    """`scaled_dot_product_attention`, except that a query allowed no key gets a row of zeros
-    (output and weights) instead of NaN, as in `sliding_window_attention`.
-
-    A band can hide every key of a query that full attention would not (a padded query further
-    than the window from any real token); NaN there would reach real positions through 0 · NaN.
-    Shape: as `scaled_dot_product_attention`.
-    """
-    if mask is None:
-        return scaled_dot_product_attention(q, k, v, None, bias, dropout_p, impl, need_weights)
-    has_key = mask.any(dim=-1, keepdim=True)  # (…, T, 1)
-    out, weights = scaled_dot_product_attention(
-        q, k, v, mask | ~has_key, bias, dropout_p, impl, need_weights
-    )
-    out = out.masked_fill(~has_key, 0.0)
-    if weights is not None:
-        weights = weights.masked_fill(~has_key, 0.0)
-    return out, weights
-
-
-def _key_padding_mask(mask: Tensor | None, T: int) -> Tensor | None:
-    """The window path's mask as (B|1, 1, 1, T) bool, or ValueError for any other mask.
-
-    Without a cache the window itself supplies the band and the causality; the only mask left
-    to give is which keys are padding. A (T, S) mask (causal, band, …) would restrict queries
-    in a way the blocked O(T·w) path cannot apply.
-    """
-    if mask is None:
-        return None
-    m = mask.reshape((1,) * max(0, 4 - mask.dim()) + tuple(mask.shape))
-    if (
-        mask.dtype != torch.bool
-        or m.dim() != 4
-        or m.shape[1:3] != (1, 1)
-        or m.shape[3] not in (1, T)
-    ):
-        raise ValueError(
-            "windowed self-attention without a cache takes only a key-padding mask, bool and "
-            f"broadcastable to (B, 1, 1, T) with T={T} (the window supplies band and causality); "
-            f"got {mask.dtype} {tuple(mask.shape)}"
-        )
-    return m.expand(m.shape[0], 1, 1, T)
-
-
 class MultiHeadAttention(nn.Module):
     """Multi-head attention for self- and cross-attention (§3.2.2).
 
@@ -158,10 +106,8 @@ class MultiHeadAttention(nn.Module):
     projections of the paper are the column blocks of each, so head i uses columns
     i·Dh … (i+1)·Dh. The state dict therefore reads like the paper (w_q, w_k, w_v, w_o).
 
-    window: local self-attention (None = full attention, the paper). Query i attends only to
-    keys j with |i - j| <= window, or 0 <= i - j <= window when `causal`. Self-attention only
-    (`key_value` None, no `StaticKV`). Full attention ignores `causal` and takes causality from
-    the mask alone. The window adds no parameters: the state dict is the same either way.
+    `forward` owns the projections, the KV cache and the head split/merge; `attend` is eq. 1
+    on the heads, the one method a variant overrides (`SlidingWindowAttention`).
     """
 
     def __init__(
@@ -171,19 +117,12 @@ class MultiHeadAttention(nn.Module):
         dropout: float = 0.0,
         bias: bool = True,
         impl: Impl = "auto",
-        window: int | None = None,
-        causal: bool = False,
     ) -> None:
         super().__init__()
         if d_model % n_heads:
             raise ValueError(f"d_model={d_model} must be divisible by n_heads={n_heads}")
-        if window is not None and (isinstance(window, bool) or not isinstance(window, int)):
-            raise ValueError(f"window must be an int or None, got {window!r}")
-        if window is not None and window < 0:
-            raise ValueError(f"window must be >= 0 (0: each query sees only itself), got {window}")
         self.d_model, self.n_heads, self.head_dim = d_model, n_heads, d_model // n_heads
         self.dropout, self.impl = dropout, impl
-        self.window, self.causal = window, causal
         self.w_q = nn.Linear(d_model, d_model, bias=bias)
         self.w_k = nn.Linear(d_model, d_model, bias=bias)
         self.w_v = nn.Linear(d_model, d_model, bias=bias)
@@ -213,34 +152,16 @@ class MultiHeadAttention(nn.Module):
         Shape: query (B, T, D), key_value (B, S, D), mask bool broadcastable to (B, H, T, S)
         -> out (B, T, D), weights (B, H, T, S) if need_weights else None.
 
-        With `window` (self-attention only), the mask's role depends on the cache:
-        - no cache: `mask` is a key-padding mask broadcastable to (B, 1, 1, T), or None; a
-          (T, S) mask raises ValueError. The blocked `sliding_window_attention` applies band and
-          causality in O(T·w) memory, never building (T, T) scores. need_weights (and a score
-          bias) fall back to dense math with `band_mask`, so visualisation still works.
-        - `KVCache` (incremental decoding, causal only): the T new queries sit at positions
-          offset … offset+T-1 over S = offset+T keys. `mask` is any mask broadcastable to
-          (B, H, T, S); it is combined with the (T, S) band (query p sees keys p-window … p)
-          and attention is dense, T being small. Keys older than offset - window are visible to
-          no new query and are skipped (unless need_weights), so a step costs O(window), not
-          O(S); the cache itself still holds every step.
-        A query whose band holds no allowed key gets zeros, not NaN.
-
         cache: a `KVCache` for decoder self-attention (new K/V are appended; S counts the past
         steps too) or a `StaticKV` for cross-attention (K/V of the encoder output computed on
         the first call, reused after; key_value may then be None).
         positional: a relative scheme (RoPE, ALiBi, …) that acts inside attention; absolute
         encodings are added to the embeddings instead and pass None here.
         """
-        if self.window is not None and (
-            key_value is not None or (cache is not None and cache.static)
-        ):
-            raise ValueError("window applies to self-attention only: pass no key_value/StaticKV")
-        if self.window is not None and cache is not None and not self.causal:
-            raise ValueError("a KV cache needs causal windowed attention (causal=True)")
         q = self.split_heads(self.w_q(query))  # (B, H, T, Dh)
         record("Q = x·W_Q, split into heads", q)
-        offset = cache.length if cache is not None and not cache.static else 0
+        cached = cache is not None and not cache.static  # K/V hold past decoding steps too
+        offset = cache.length if cached else 0  # position of the first new query
         if cache is not None and cache.static and cache.filled:
             k, v = cache.k, cache.v  # (B, H, S, Dh), computed once per source sentence
         else:
@@ -255,49 +176,14 @@ class MultiHeadAttention(nn.Module):
                 k, v = cache.update(k, v)  # (B, H, S, Dh) with S = past + S_new
         bias = positional.score_bias(q, k.shape[-2], offset) if positional is not None else None
         dropout_p = self.dropout if self.training else 0.0
-        if self.window is None:
-            out, weights = scaled_dot_product_attention(
-                q, k, v, mask, bias, dropout_p, self.impl, need_weights
-            )
-        elif cache is None:
-            out, weights = self._windowed(q, k, v, mask, bias, dropout_p, need_weights)
-        else:
-            out, weights = self._windowed_cached(
-                q, k, v, mask, bias, dropout_p, offset, need_weights
-            )
+        out, weights = self.attend(q, k, v, mask, bias, dropout_p, offset, cached, need_weights)
         out = self.merge_heads(out)  # (B, T, D)
         record("merge heads (concat)", out)
         out = self.w_o(out)  # (B, T, D)
         record("output ·W_O", out)
         return out, weights
 
-    def _windowed(
-        self,
-        q: Tensor,
-        k: Tensor,
-        v: Tensor,
-        mask: Tensor | None,
-        bias: Tensor | None,
-        dropout_p: float,
-        need_weights: bool,
-    ) -> tuple[Tensor, Tensor | None]:
-        """Whole-sequence windowed self-attention.
-
-        Shape: q, k, v (B, H, T, Dh), mask (B|1, 1, 1, T) key padding or None
-        -> out (B, H, T, Dh), weights (B, H, T, T) | None.
-        """
-        T = q.shape[-2]
-        key_mask = _key_padding_mask(mask, T)  # (B|1, 1, 1, T) | None
-        if bias is None and not need_weights:
-            out = sliding_window_attention(q, k, v, self.window, self.causal, key_mask, dropout_p)
-            return out, None
-        # Weights to return (or a bias to add): dense (T, T), same result as the blocked path.
-        band = band_mask(T, self.window, self.causal, device=q.device)  # (T, T)
-        return _attention_guarded(
-            q, k, v, combine(band, key_mask), bias, dropout_p, self.impl, need_weights
-        )
-
-    def _windowed_cached(
+    def attend(
         self,
         q: Tensor,
         k: Tensor,
@@ -306,32 +192,16 @@ class MultiHeadAttention(nn.Module):
         bias: Tensor | None,
         dropout_p: float,
         offset: int,
+        cached: bool,
         need_weights: bool,
     ) -> tuple[Tensor, Tensor | None]:
-        """Causal windowed self-attention of T new queries over the cache.
+        """Eq. 1 on every head at once: the step a variant of attention replaces.
 
-        Shape: q (B, H, T, Dh) at positions offset … offset+T-1, k, v (B, H, S, Dh) with
-        S = offset + T, mask broadcastable to (B, H, T, S) or None
+        Shape: q (B, H, T, Dh) at positions offset … offset+T-1, k and v (B, H, S, Dh), mask
+        bool broadcastable to (B, H, T, S), bias float broadcastable to (B, H, T, S)
         -> out (B, H, T, Dh), weights (B, H, T, S) | None.
+        offset: the number of past steps in a `KVCache` (0 without one, and for `StaticKV`);
+        cached: k, v come from a `KVCache`, so S = offset + T. Full attention needs neither:
+        the mask says everything.
         """
-        T, S = q.shape[-2], k.shape[-2]
-        window = self.window
-        # The earliest new query (offset) sees keys from offset - window on: older ones matter to
-        # none of them. Keep them only when the weights must cover all S keys.
-        start = 0 if need_weights else max(0, offset - window)
-        if start:
-            k, v = k[:, :, start:], v[:, :, start:]  # (B, H, S - start, Dh)
-            if mask is not None and mask.shape[-1] != 1:
-                mask = mask[..., start:]
-            if bias is not None and bias.shape[-1] != 1:
-                bias = bias[..., start:]
-        if T == 1 and not need_weights:
-            band = None  # one query, and every kept key lies in its band: SDPA's no-mask path
-        else:
-            q_pos = torch.arange(offset, offset + T, device=q.device)[:, None]  # (T, 1)
-            k_pos = torch.arange(start, S, device=q.device)[None, :]  # (1, S - start)
-            rel = q_pos - k_pos  # (T, S - start): query position - key position
-            band = (rel >= 0) & (rel <= window)
-        return _attention_guarded(
-            q, k, v, combine(band, mask), bias, dropout_p, self.impl, need_weights
-        )
+        return scaled_dot_product_attention(q, k, v, mask, bias, dropout_p, self.impl, need_weights)

@@ -39,7 +39,12 @@ class LayerSpec:
 
     def self_attention(self, causal: bool) -> MultiHeadAttention:
         """Self-attention, local when `window` is set (causal: the decoder's)."""
-        return MultiHeadAttention(
+        if self.window is None:
+            return self.attention()  # full attention: causality comes from the mask alone
+        # (imported here only until the block rewrite moves it to the module's imports)
+        from aiayn.nn.sliding_window import SlidingWindowAttention
+
+        return SlidingWindowAttention(
             self.d_model,
             self.n_heads,
             self.attention_dropout,
