@@ -6,7 +6,7 @@ import argparse
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("data", help="download public data sets (Multi30k)")
+    p = sub.add_parser("data", help="download public data sets (Multi30k, Tiny Shakespeare)")
     datasets = p.add_subparsers(dest="dataset", metavar="DATASET", required=True)
     m = datasets.add_parser(
         "multi30k",
@@ -24,6 +24,19 @@ def add_parser(sub) -> None:
     )
     m.add_argument("--no-progress", action="store_true", help="no progress bar")
     m.set_defaults(run=run_multi30k)
+    s = datasets.add_parser(
+        "shakespeare",
+        help="Tiny Shakespeare: one plain-text file (input.txt) for language models",
+        description="Download Tiny Shakespeare's input.txt with an integrity check. A file "
+        "already present and intact is skipped; a failed download leaves nothing behind.",
+    )
+    s.add_argument("--out", required=True, help="directory to write input.txt into")
+    s.add_argument(
+        "--base-url", default=None,
+        help="mirror to download from instead of the karpathy/char-rnn repository",
+    )  # fmt: skip
+    s.add_argument("--no-progress", action="store_true", help="no progress bar")
+    s.set_defaults(run=run_shakespeare)
 
 
 def run_multi30k(args: argparse.Namespace) -> int:
@@ -37,4 +50,14 @@ def run_multi30k(args: argparse.Namespace) -> int:
     )
     for path in paths:
         print(path)
+    return 0
+
+
+def run_shakespeare(args: argparse.Namespace) -> int:
+    from aiayn.data.shakespeare import DEFAULT_BASE_URL, download_shakespeare
+
+    path = download_shakespeare(
+        args.out, base_url=args.base_url or DEFAULT_BASE_URL, progress=not args.no_progress
+    )
+    print(path)
     return 0

@@ -4,6 +4,9 @@
 - `train_bpe`, `train_wordpiece` — learn a vocabulary from files or sentences (`train.py`).
 - `TokenizerPair` — source/target tokenizers and their files in a model directory (`pair.py`).
 - `PAD_ID`, `BOS_ID`, `EOS_ID`, `UNK_ID` — the fixed ids 0..3 (`special_tokens.py`).
+- Language-model text (`lm.py`): `LMTokenizer`, the interface of `CharTokenizer` (`char.py`)
+  and `ByteBPETokenizer`; `train_lm_tokenizer`, `load_lm_tokenizer`; `StreamDecoder` and
+  `decode_stream` to decode generated ids as they come. Files are read by `text_files.py`.
 
 Example::
 
@@ -13,8 +16,20 @@ Example::
     ids = tok.encode("Ein Mann läuft.")                             # ends with EOS_ID
     assert tok.decode(ids) == "Ein Mann läuft."
     TokenizerPair.shared(tok).save("runs/model")                    # runs/model/tokenizer.json
+
+    lm_tok = train_lm_tokenizer("char", "input.txt")                # or "bpe", vocab_size=…
+    assert lm_tok.decode(lm_tok.encode("To be,\\n  or not")) == "To be,\\n  or not"
 """
 
+from aiayn.tokenizers.char import CharTokenizer
+from aiayn.tokenizers.lm import (
+    ByteBPETokenizer,
+    LMTokenizer,
+    StreamDecoder,
+    decode_stream,
+    load_lm_tokenizer,
+    train_lm_tokenizer,
+)
 from aiayn.tokenizers.pair import SHARED_FILE, SOURCE_FILE, TARGET_FILE, TokenizerPair
 from aiayn.tokenizers.special_tokens import (
     BOS,
@@ -44,8 +59,15 @@ __all__ = [
     "UNK",
     "UNK_ID",
     "WORDPIECE_PREFIX",
+    "ByteBPETokenizer",
+    "CharTokenizer",
+    "LMTokenizer",
+    "StreamDecoder",
     "Tokenizer",
     "TokenizerPair",
+    "decode_stream",
+    "load_lm_tokenizer",
     "train_bpe",
+    "train_lm_tokenizer",
     "train_wordpiece",
 ]
