@@ -49,7 +49,7 @@ def test_model_config_carries_activation_dropout_to_every_layer(tmp_path):
         n_encoder_layers=2, n_decoder_layers=1, activation_dropout=0.2,
     )  # fmt: skip
     cfg.save(tmp_path / "config.json")
-    assert ModelConfig.load(tmp_path / "config.json").activation_dropout == 0.2
+    assert ModelConfig.load(tmp_path / "config.json").layer.activation_dropout == 0.2
     model = EncoderDecoder(cfg)
     ffns = [m for m in model.modules() if isinstance(m, PositionwiseFeedForward)]
     assert len(ffns) == 3 and all(f.dropout.p == 0.2 for f in ffns)

@@ -8,9 +8,10 @@ import pytest
 import torch
 from torch.testing import assert_close
 
+from aiayn.config import LayerConfig
 from aiayn.nn.attention import MultiHeadAttention, scaled_dot_product_attention
+from aiayn.nn.block import Block
 from aiayn.nn.kv_cache import KVCache, StaticKV
-from aiayn.nn.layers import DecoderLayer, EncoderLayer, LayerSpec
 from aiayn.nn.masks import causal_mask, combine, lengths_mask
 from aiayn.nn.sliding_window import SlidingWindowAttention, band_mask
 
@@ -188,14 +189,14 @@ def test_wrong_masks_and_uses_raise():
     assert_close(mha(x, mask=row)[0], mha(x, mask=row.expand(B, 1, 1, T))[0])
 
 
-def test_layers_window_self_attention_only():
-    spec = LayerSpec(d_model=D, n_heads=HEADS, d_ff=32, dropout=0.0, window=3)
-    enc, dec = EncoderLayer(spec), DecoderLayer(spec)
+def test_blocks_window_self_attention_only():
+    spec = LayerConfig(d_model=D, n_heads=HEADS, d_ff=32, dropout=0.0, attention_window=3)
+    enc, dec = Block(spec), Block(spec, causal=True, cross_attention=True)
     assert isinstance(enc.self_attn, SlidingWindowAttention)
     assert (enc.self_attn.window, enc.self_attn.causal) == (3, False)
     assert isinstance(dec.self_attn, SlidingWindowAttention)
     assert (dec.self_attn.window, dec.self_attn.causal) == (3, True)
     assert type(dec.cross_attn) is MultiHeadAttention
-    plain = DecoderLayer(LayerSpec(d_model=D, n_heads=HEADS, d_ff=32))
+    plain = Block(LayerConfig(d_model=D, n_heads=HEADS, d_ff=32), causal=True, cross_attention=True)
     assert type(plain.self_attn) is MultiHeadAttention
     assert set(plain.state_dict()) == set(dec.state_dict())  # the window adds no parameters

@@ -157,7 +157,7 @@ def build_spec(model: EncoderDecoder) -> TransformerSpec:
     spec.encoder.scale_embeddings = True
     spec.encoder.position_encodings.encodings = _position_table(enc, cfg)
     for layer_spec, layer in zip(spec.encoder.layer, enc.layers, strict=True):
-        _set_attention(layer_spec.self_attention, layer.self_attn, layer.res_attn.norm, True)
+        _set_attention(layer_spec.self_attention, layer.self_attn, layer.res_self.norm, True)
         _set_ffn(layer_spec.ffn, layer.ffn, layer.res_ffn.norm)
     if enc.norm is not None:
         _set_layer_norm(spec.encoder.layer_norm, enc.norm)

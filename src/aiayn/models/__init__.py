@@ -1,12 +1,15 @@
 """Architectures assembled from `aiayn.nn` blocks, presets, and model directories."""
 
 from aiayn.models import presets
+from aiayn.models.decoder_only import DecoderOnly
 from aiayn.models.encoder_decoder import AttentionMaps, Decoder, Encoder, EncoderDecoder
-from aiayn.models.serialization import load_pretrained, save_pretrained
+from aiayn.models.serialization import ARCHITECTURES, load_pretrained, save_pretrained
 
 __all__ = [
+    "ARCHITECTURES",
     "AttentionMaps",
     "Decoder",
+    "DecoderOnly",
     "Encoder",
     "EncoderDecoder",
     "load_pretrained",

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from aiayn.config import ModelConfig
+from aiayn.config import DecoderOnlyConfig, ModelConfig
 from aiayn.errors import ConfigError
 
 
@@ -37,6 +37,45 @@ def big(vocab_size: int = 37000, **overrides: Any) -> ModelConfig:
                                   n_decoder_layers=6, dropout=0.3), overrides)  # fmt: skip
 
 
+# --- decoder-only language models (GPT) -----------------------------------------------------
+
+
+def gpt_mini(vocab_size: int = 8000, **overrides: Any) -> DecoderOnlyConfig:
+    """4 layers, d_model 256, 4 heads, context 256: a few M parameters, trains in minutes on a
+    laptop CPU (character-level Tiny Shakespeare)."""
+    return _make_lm(vocab_size, dict(n_layers=4, d_model=256, n_heads=4, d_ff=1024,
+                                     max_len=256, dropout=0.1), overrides)  # fmt: skip
+
+
+def baby_gpt(vocab_size: int = 65, **overrides: Any) -> DecoderOnlyConfig:
+    """nanoGPT's "baby GPT" for character-level Shakespeare: 6 layers, d_model 384, 6 heads,
+    context 256, dropout 0.2 (~10.7M parameters at 65 characters)."""
+    return _make_lm(vocab_size, dict(n_layers=6, d_model=384, n_heads=6, d_ff=1536,
+                                     max_len=256, dropout=0.2), overrides)  # fmt: skip
+
+
+def gpt2(vocab_size: int = 50257, **overrides: Any) -> DecoderOnlyConfig:
+    """GPT-2 small (Radford et al. 2019): 12 layers, d_model 768, 12 heads, context 1024,
+    vocabulary 50,257 → 124.4M parameters, as HF `GPT2LMHeadModel`."""
+    return _make_lm(vocab_size, dict(n_layers=12, d_model=768, n_heads=12, d_ff=3072,
+                                     max_len=1024, dropout=0.1), overrides)  # fmt: skip
+
+
+def _make_lm(vocab_size: int, sizes: dict[str, Any], overrides: dict[str, Any]):
+    # GPT-2's switches: pre-LN, tanh-GELU, learned positions, tied output, no √d scale.
+    fields = {"vocab_size": vocab_size, "activation": "gelu_tanh", "norm_first": True,
+              **sizes, **overrides}  # fmt: skip
+    return DecoderOnlyConfig.create(**fields)
+
+
+#: Language-model presets (`aiayn train lm --preset`).
+LM_PRESETS: dict[str, Callable[..., DecoderOnlyConfig]] = {
+    "gpt-mini": gpt_mini,
+    "baby-gpt": baby_gpt,
+    "gpt2": gpt2,
+}
+
+#: Encoder-decoder presets (`aiayn train --preset`).
 PRESETS: dict[str, Callable[..., ModelConfig]] = {
     "tiny": tiny,
     "small": small,
@@ -45,11 +84,12 @@ PRESETS: dict[str, Callable[..., ModelConfig]] = {
 }
 
 
-def get(name: str, vocab_size: int | None = None, **overrides: Any) -> ModelConfig:
-    """The preset called `name` (one of PRESETS), with optional overrides."""
-    if name not in PRESETS:
-        raise ConfigError(f"unknown preset '{name}'; choose one of {', '.join(PRESETS)}")
-    fn = PRESETS[name]
+def get(name: str, vocab_size: int | None = None, **overrides: Any):
+    """The preset called `name` (one of PRESETS or LM_PRESETS), with optional overrides."""
+    table = {**PRESETS, **LM_PRESETS}
+    if name not in table:
+        raise ConfigError(f"unknown preset '{name}'; choose one of {', '.join(table)}")
+    fn = table[name]
     return fn(**overrides) if vocab_size is None else fn(vocab_size, **overrides)
 
 

@@ -10,22 +10,31 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_model, save_model
+from torch import nn
 
-from aiayn.config import ModelConfig
+from aiayn.config import load_config
 from aiayn.errors import ConfigError
 from aiayn.io import atomic_path
+from aiayn.models.decoder_only import DecoderOnly
 from aiayn.models.encoder_decoder import EncoderDecoder
+
+#: The model class of each `arch` in config.json (a plain dict: a new family is one line).
+ARCHITECTURES: dict[str, type[nn.Module]] = {
+    "encoder_decoder": EncoderDecoder,
+    "decoder_only": DecoderOnly,
+}
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
 CHECKPOINTS_DIR = "checkpoints"  # a training run's checkpoints: RUN/checkpoints/step_N
 
 
-def save_pretrained(model: EncoderDecoder, directory: str | os.PathLike) -> Path:
+def save_pretrained(model: nn.Module, directory: str | os.PathLike) -> Path:
     """Write `model`'s config and weights into `directory` (created if needed)."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
@@ -52,19 +61,17 @@ def run_dir_of_checkpoint(directory: str | os.PathLike) -> Path | None:
     return None
 
 
-def load_pretrained(
-    directory: str | os.PathLike, device: str | torch.device = "cpu"
-) -> EncoderDecoder:
+def load_pretrained(directory: str | os.PathLike, device: str | torch.device = "cpu") -> Any:
     """Rebuild the model saved in `directory` by `save_pretrained` (or a run's checkpoint
-    directory), in eval mode."""
+    directory), in eval mode, as the class its config's `arch` names."""
     directory = Path(directory)
     if not directory.is_dir():
         raise ConfigError(f"{directory}: no such model directory")
-    config = ModelConfig.load((run_dir_of_checkpoint(directory) or directory) / CONFIG_NAME)
+    config = load_config((run_dir_of_checkpoint(directory) or directory) / CONFIG_NAME)
     weights = directory / WEIGHTS_NAME
     if not weights.is_file():
         raise ConfigError(f"{weights}: weights file missing; was the model saved completely?")
-    model = EncoderDecoder(config)
+    model = ARCHITECTURES[config.arch](config)
     try:
         load_model(model, weights, device=str(device))
     except (RuntimeError, OSError, SafetensorError) as err:

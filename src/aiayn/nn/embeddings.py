@@ -15,18 +15,23 @@ class TokenEmbedding(nn.Module):
 
     The scale brings N(0, 1/d_model)-initialised embeddings to unit variance, the magnitude of
     the sinusoidal encodings they are added to, so neither drowns the other at the start.
+    GPT-2 does without it (`scale=False`): its embeddings and learned positions are both
+    initialised small, N(0, 0.02²).
     """
 
-    def __init__(self, vocab_size: int, d_model: int) -> None:
+    def __init__(self, vocab_size: int, d_model: int, scale: bool = True) -> None:
         super().__init__()
         self.d_model = d_model
+        self.scale = math.sqrt(d_model) if scale else 1.0
         self.weight = nn.Parameter(torch.empty(vocab_size, d_model))
         nn.init.normal_(self.weight, std=d_model**-0.5)
 
     def forward(self, ids: Tensor) -> Tensor:
         """Shape: ids (B, T) long -> (B, T, D)."""
-        out = nn.functional.embedding(ids, self.weight) * math.sqrt(self.d_model)  # §3.4
-        record("embedding lookup × √d_model", out)
+        out = nn.functional.embedding(ids, self.weight)
+        if self.scale != 1.0:
+            out = out * self.scale  # §3.4
+        record("embedding lookup" + (" × √d_model" if self.scale != 1.0 else ""), out)
         return out
 
 

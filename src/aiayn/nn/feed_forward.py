@@ -10,7 +10,6 @@ from torch import Tensor, nn
 from aiayn.nn.dropout import Dropout
 from aiayn.nn.trace import record
 
-
 _ACTIVATIONS = {
     "relu": F.relu,
     "gelu": F.gelu,

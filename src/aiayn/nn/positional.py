@@ -9,7 +9,11 @@ the layers:
 - `score_bias(q, S, off)`   additive biases on the attention scores (ALiBi, T5, Shaw's keys term).
 
 `offset` is the absolute position of the first element of the current chunk: 0 in training, the
-number of steps already decoded during incremental decoding.
+number of steps already decoded during incremental decoding. `embed` also takes one offset per
+row, a (B,) tensor, for left-padded prompts (row b's first real token is at position 0, so its
+offset is minus its padding); positions below 0 (the padding itself) read position 0's
+encoding, and the attention mask hides them. Relative schemes need no such shift: q·k then
+depends only on the difference of positions, which padding on the left does not change.
 """
 
 from __future__ import annotations
@@ -23,8 +27,8 @@ from aiayn.nn.trace import record
 class PositionalEncoding(nn.Module):
     """Base class: by default a scheme does nothing at any of the three places."""
 
-    def embed(self, x: Tensor, offset: int = 0) -> Tensor:
-        """Shape: x (B, T, D) -> (B, T, D)."""
+    def embed(self, x: Tensor, offset: int | Tensor = 0) -> Tensor:
+        """Shape: x (B, T, D), offset int or (B,) long -> (B, T, D)."""
         return x
 
     def rotate(self, q: Tensor, k: Tensor, offset: int = 0) -> tuple[Tensor, Tensor]:
@@ -60,6 +64,13 @@ def sinusoid_table(length: int, d_model: int, offset: int = 0) -> Tensor:
     return pe.float()
 
 
+def _row_positions(offset: Tensor, length: int) -> Tensor:
+    """Positions offset_b … offset_b + length - 1 of each row, those below 0 (left padding)
+    clamped to 0. Shape: offset (B,) long -> (B, length) long."""
+    steps = torch.arange(length, device=offset.device)
+    return (offset[:, None] + steps).clamp(min=0)
+
+
 class SinusoidalPositionalEncoding(PositionalEncoding):
     """Fixed sinusoids added to the embeddings; extrapolates past any length seen in training.
 
@@ -73,8 +84,17 @@ class SinusoidalPositionalEncoding(PositionalEncoding):
         # Not persistent: it is a function of d_model, not a learned weight.
         self.register_buffer("table", sinusoid_table(max_len, d_model), persistent=False)
 
-    def embed(self, x: Tensor, offset: int = 0) -> Tensor:
+    def embed(self, x: Tensor, offset: int | Tensor = 0) -> Tensor:
         T = x.shape[1]
+        if isinstance(offset, Tensor):  # one offset per row: gather each row's positions
+            positions = _row_positions(offset, T)  # (B, T)
+            if int(positions.max()) >= self.table.shape[0]:
+                table = sinusoid_table(int(positions.max()) + 1, self.d_model).to(x.device)
+            else:
+                table = self.table
+            out = x + table[positions].to(x.dtype)  # (B, T, D)
+            record("+ positional encoding (sinusoidal)", out)
+            return out
         if offset + T <= self.table.shape[0]:
             pe = self.table[offset : offset + T]  # (T, D)
         else:  # longer than precomputed: compute on the fly rather than fail
@@ -93,14 +113,19 @@ class LearnedPositionalEncoding(PositionalEncoding):
         self.weight = nn.Parameter(torch.empty(max_len, d_model))
         nn.init.normal_(self.weight, std=d_model**-0.5)
 
-    def embed(self, x: Tensor, offset: int = 0) -> Tensor:
+    def embed(self, x: Tensor, offset: int | Tensor = 0) -> Tensor:
         T = x.shape[1]
-        if offset + T > self.max_len:
+        end = int(offset.max()) + T if isinstance(offset, Tensor) else offset + T
+        if end > self.max_len:
             raise ValueError(
-                f"sequence reaches position {offset + T} but learned positions stop at "
+                f"sequence reaches position {end} but learned positions stop at "
                 f"max_len={self.max_len}; shorten the input or use sinusoidal positions"
             )
-        out = x + self.weight[offset : offset + T].to(x.dtype)
+        if isinstance(offset, Tensor):
+            pe = self.weight[_row_positions(offset, T)]  # (B, T, D)
+        else:
+            pe = self.weight[offset : offset + T]  # (T, D)
+        out = x + pe.to(x.dtype)
         record("+ positional encoding (learned)", out)
         return out
 
