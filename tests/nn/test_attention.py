@@ -141,12 +141,18 @@ def test_attend_is_the_one_step_a_variant_replaces():
     seen = []
 
     class Spy(MultiHeadAttention):
-        def attend(self, q, k, v, mask, bias, dropout_p, offset, cached, need_weights):
+        def attend(
+            self, q, k, v, mask, bias, dropout_p, offset, cached, need_weights, is_causal=False
+        ):
             seen.append((tuple(q.shape), tuple(k.shape), offset, cached))
-            return super().attend(q, k, v, mask, bias, dropout_p, offset, cached, need_weights)
+            return super().attend(
+                q, k, v, mask, bias, dropout_p, offset, cached, need_weights, is_causal
+            )
 
     class Zeros(MultiHeadAttention):
-        def attend(self, q, k, v, mask, bias, dropout_p, offset, cached, need_weights):
+        def attend(
+            self, q, k, v, mask, bias, dropout_p, offset, cached, need_weights, is_causal=False
+        ):
             return torch.zeros_like(q), None
 
     mha = MultiHeadAttention(D, heads).eval()
@@ -192,3 +198,25 @@ def test_auto_takes_math_for_cpu_half_precision_training_and_single_query_decodi
     step = torch.randn(2, 3, 1, 8)  # one new query per decoding step
     assert pick_impl(step) == "math"
     assert pick_impl(step.requires_grad_()) == "sdpa"
+
+
+@pytest.mark.parametrize("impl", ["auto", "sdpa", "math"])
+@pytest.mark.parametrize("need_weights", [False, True])
+def test_is_causal_equals_the_causal_mask(impl, need_weights):
+    q, k, v = (torch.randn(2, 3, 6, 8) for _ in range(3))
+    got, got_w = scaled_dot_product_attention(
+        q, k, v, impl=impl, need_weights=need_weights, is_causal=True
+    )
+    want, want_w = scaled_dot_product_attention(
+        q, k, v, causal_mask(6, 6), impl="math", need_weights=True
+    )
+    torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-4)
+    if need_weights:
+        torch.testing.assert_close(got_w, want_w)
+    # with another mask too: both apply
+    pad = torch.tensor([True] * 5 + [False])[None, None, None, :]
+    got, _ = scaled_dot_product_attention(q, k, v, pad, impl=impl, is_causal=True)
+    want, _ = scaled_dot_product_attention(q, k, v, pad & causal_mask(6, 6), impl="math")
+    torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-4)
+    with pytest.raises(ValueError, match="as many queries as keys"):
+        scaled_dot_product_attention(q, k[:, :, :4], v[:, :, :4], is_causal=True)

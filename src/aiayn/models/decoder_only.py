@@ -83,24 +83,15 @@ class DecoderOnly(nn.Module):
 
         Shape: ids (B, T) long (no padding: contiguous text) -> logits (B, T, V).
         """
-        hidden, _, _ = self.decoder(ids, self._mask(ids.shape[1], ids.device))
+        hidden, _, _ = self.decoder(ids)  # no mask: the causal blocks apply causality
         return self.generator(hidden)
-
-    def _mask(self, T: int, device: torch.device) -> Tensor | None:
-        """The causal mask of T positions, or None for a windowed model (its window applies
-        causality itself). Shape: -> (T, T) bool."""
-        if self.config.layer.attention_window is not None:
-            return None
-        return causal_mask(T, T, device=device)
 
     def attention_maps(self, ids: Tensor) -> tuple[Tensor, list[Tensor]]:
         """Logits and every layer's attention weights (math path).
 
         Shape: ids (B, T) -> logits (B, T, V), [(B, H, T, T)] per layer.
         """
-        hidden, weights, _ = self.decoder(
-            ids, self._mask(ids.shape[1], ids.device), need_weights=True
-        )
+        hidden, weights, _ = self.decoder(ids, need_weights=True)
         return self.generator(hidden), weights
 
     # --- the decoding protocol (aiayn.decode.protocol) ----------------------------------------
@@ -128,10 +119,21 @@ class DecoderOnly(nn.Module):
             state.real = torch.cat([state.real, tokens != self.config.pad_id], dim=1)
             mask = state.real[:, None, None, :]  # (B, 1, 1, past + T)
             offset = past - state.n_pad  # (B,) position of each row's first new token
-        # Several new tokens need causality among themselves (bottom-right aligned); a windowed
+        # Several new tokens after a past, or with padding, need a causal mask (bottom-right
+        # aligned); without either the blocks apply causality themselves, and a windowed
         # model's band supplies it. One new token may see every cached one.
-        if T > 1 and self.config.layer.attention_window is None:
-            mask = combine(mask, causal_mask(T, past + T, device=tokens.device))
+        if T > 1 and mask is not None:
+            # A padding query sees itself, so no row of the softmax is empty (NaN in the math
+            # path would reach real positions through 0 · NaN values in the next layer).
+            own = (
+                torch.arange(past + T, device=tokens.device)
+                == past + torch.arange(T, device=tokens.device)[:, None]
+            )  # (T, past + T): query i's own key
+            mask = mask | own
+            if self.config.layer.attention_window is None:
+                mask = combine(mask, causal_mask(T, past + T, device=tokens.device))
+        elif T > 1 and past > 0 and self.config.layer.attention_window is None:
+            mask = causal_mask(T, past + T, device=tokens.device)
         hidden, _, _ = self.decoder(tokens, mask, cache=state.cache, offset=offset)
         return self.generator(hidden[:, -1:])[:, -1]  # (B, V): only the last position
 

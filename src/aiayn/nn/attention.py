@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from aiayn.nn.dropout import dropout
-from aiayn.nn.masks import to_additive
+from aiayn.nn.masks import causal_mask, combine, to_additive
 from aiayn.nn.trace import record
 
 if TYPE_CHECKING:
@@ -64,6 +64,7 @@ def scaled_dot_product_attention(
     dropout_p: float = 0.0,
     impl: Impl = "auto",
     need_weights: bool = False,
+    is_causal: bool = False,
 ) -> tuple[Tensor, Tensor | None]:
     """softmax(QKᵀ/√d_k + bias, masked) V.
 
@@ -71,16 +72,30 @@ def scaled_dot_product_attention(
     bias float broadcastable to (B, H, T, S) -> out (B, H, T, Dh), weights (B, H, T, S) or None.
     Every query must be allowed at least one key (a fully masked row has no softmax).
     `dropout_p` applies to the weights; pass 0.0 in eval mode. `need_weights` forces "math".
+    `is_causal`: also hide later keys, for T == S only (a whole sequence, no cache); with no
+    other mask or bias SDPA then runs its causal kernels (flash on GPUs) without a mask tensor.
     """
+    if is_causal:
+        T, S = q.shape[-2], k.shape[-2]
+        if T != S:
+            raise ValueError(f"is_causal needs as many queries as keys, got {T} and {S}")
+        if mask is not None or bias is not None or need_weights or impl == "math":
+            mask, is_causal = combine(mask, causal_mask(T, S, device=q.device)), False
     if impl == "auto":
         impl = pick_impl(q)
     if impl == "sdpa" and not need_weights:
+        if is_causal:
+            out = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p, is_causal=True)
+            record("softmax(QKᵀ/√d_k)V (fused SDPA, causal)", out)
+            return out, None
         attn_mask = mask
         if bias is not None:  # SDPA takes one mask: fold the bool mask into the float bias
             attn_mask = bias if mask is None else bias + to_additive(mask, bias.dtype)
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, dropout_p=dropout_p)
         record("softmax(QKᵀ/√d_k)V (fused SDPA)", out)
         return out, None
+    if is_causal:  # "auto" chose the math path
+        mask = causal_mask(q.shape[-2], k.shape[-2], device=q.device)
 
     # Why √d_k: for unit-variance q, k the dot product has variance d_k; unscaled, large d_k
     # pushes softmax into saturation where its gradients vanish (§3.2.1, footnote 4).
@@ -146,6 +161,7 @@ class MultiHeadAttention(nn.Module):
         cache: KVCache | StaticKV | None = None,
         positional: PositionalEncoding | None = None,
         need_weights: bool = False,
+        is_causal: bool = False,
     ) -> tuple[Tensor, Tensor | None]:
         """Attend from `query` to `key_value` (itself when None: self-attention).
 
@@ -157,6 +173,9 @@ class MultiHeadAttention(nn.Module):
         the first call, reused after; key_value may then be None).
         positional: a relative scheme (RoPE, ALiBi, …) that acts inside attention; absolute
         encodings are added to the embeddings instead and pass None here.
+        is_causal: self-attention over a whole sequence (no past in the cache) where each query
+        sees only itself and earlier keys; cheaper than the same (T, T) mask (see
+        `scaled_dot_product_attention`).
         """
         q = self.split_heads(self.w_q(query))  # (B, H, T, Dh)
         record("Q = x·W_Q, split into heads", q)
@@ -176,7 +195,9 @@ class MultiHeadAttention(nn.Module):
                 k, v = cache.update(k, v)  # (B, H, S, Dh) with S = past + S_new
         bias = positional.score_bias(q, k.shape[-2], offset) if positional is not None else None
         dropout_p = self.dropout if self.training else 0.0
-        out, weights = self.attend(q, k, v, mask, bias, dropout_p, offset, cached, need_weights)
+        out, weights = self.attend(
+            q, k, v, mask, bias, dropout_p, offset, cached, need_weights, is_causal
+        )
         out = self.merge_heads(out)  # (B, T, D)
         record("merge heads (concat)", out)
         out = self.w_o(out)  # (B, T, D)
@@ -194,6 +215,7 @@ class MultiHeadAttention(nn.Module):
         offset: int,
         cached: bool,
         need_weights: bool,
+        is_causal: bool = False,
     ) -> tuple[Tensor, Tensor | None]:
         """Eq. 1 on every head at once: the step a variant of attention replaces.
 
@@ -204,4 +226,6 @@ class MultiHeadAttention(nn.Module):
         cached: k, v come from a `KVCache`, so S = offset + T. Full attention needs neither:
         the mask says everything.
         """
-        return scaled_dot_product_attention(q, k, v, mask, bias, dropout_p, self.impl, need_weights)
+        return scaled_dot_product_attention(
+            q, k, v, mask, bias, dropout_p, self.impl, need_weights, is_causal
+        )

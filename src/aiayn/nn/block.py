@@ -78,14 +78,19 @@ class Block(nn.Module):
         memory_mask (B, 1, 1, S) bool -> (B, T, D), self weights (B, H, T, T_past+T) | None,
         cross weights (B, H, T, S) | None (weights only with need_weights).
 
-        With a `cache`, x holds only the new steps and the cache supplies the past. `memory` may
-        be None once `cross_cache` is filled (the memory's K/V are reused). A windowed block
-        without a cache takes only a key-padding mask (B, 1, 1, T): the window supplies
-        band and causality.
+        A causal block applies causality itself when `mask` is None and the cache holds no past
+        (training, a first step); given a mask, the mask must say it. With a `cache`, x holds
+        only the new steps and the cache supplies the past (one new step may see all of it).
+        `memory` may be None once `cross_cache` is filled (the memory's K/V are reused). A
+        windowed block without a cache takes only a key-padding mask (B, 1, 1, T): the window
+        supplies band and causality.
         """
+        # A causal block given no mask over a whole sequence (no past in the cache): SDPA's
+        # causal kernels instead of a (T, T) mask. A window applies its own causality.
+        is_causal = self.causal and mask is None and (cache is None or cache.length == 0)
         y, self_w = self.self_attn(
             self.res_self.before(x), mask=mask, cache=cache, positional=positional,
-            need_weights=need_weights,
+            need_weights=need_weights, is_causal=is_causal,
         )  # fmt: skip
         x = self.res_self.after(x, y)
         cross_w = None

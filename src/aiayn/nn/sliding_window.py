@@ -236,6 +236,7 @@ class SlidingWindowAttention(MultiHeadAttention):
         cache: KVCache | StaticKV | None = None,
         positional: PositionalEncoding | None = None,
         need_weights: bool = False,
+        is_causal: bool = False,  # unused: the window's own `causal` decides
     ) -> tuple[Tensor, Tensor | None]:
         """`MultiHeadAttention.forward`, for self-attention only, after checking the arguments.
 
@@ -272,6 +273,7 @@ class SlidingWindowAttention(MultiHeadAttention):
         offset: int,
         cached: bool,
         need_weights: bool,
+        is_causal: bool = False,  # unused: the window's own `causal` decides
     ) -> tuple[Tensor, Tensor | None]:
         """Eq. 1 restricted to the band: blocked without a cache, dense over a `KVCache`.
 
