@@ -4,6 +4,7 @@
     python -m benchmarks.run --size multi30k base     # and the paper's base model
     python -m benchmarks.run --parts attention        # one attention layer, 256 … 8192 tokens
     python -m benchmarks.run --parts optimizations    # aiayn's own switches, before/after
+    python -m benchmarks.run --parts lm --lm-size shakespeare gpt2   # GPT vs HF GPT-2
     python -m benchmarks.run --smoke                  # seconds: tiny sizes (CI runs this)
 
 Every measurement runs in its own fresh process, back to back on the same machine, with the
@@ -28,9 +29,13 @@ from tqdm import tqdm
 
 from aiayn.io import atomic_write_text
 from benchmarks.contenders import SIZES, Dims
+from benchmarks.lm import LM_SIZES
 from benchmarks.measure import ROOT, in_worker
 
 TRAINING = ["aiayn", "aiayn_sdpa", "hf_marian", "torch_transformer"]
+LM = ["aiayn", "hf_gpt2"]
+LM_GENERATION = {"greedy_b1": (1, False), "greedy_b16": (16, False),
+                 "sample_b1": (1, True), "sample_b16": (16, True)}  # fmt: skip
 TRANSLATION = ["aiayn", "hf_marian", "ctranslate2"]
 BEAMS = {"greedy": 1, "beam4": 4}
 DECODING_VARIANTS = ["default", "sdpa"]  # see translation.translate_rate
@@ -55,7 +60,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--parts", nargs="+", choices=["train", "translate", "attention", "optimizations"],
         default=["train", "translate"],
         help="what to measure: training step, translation, one attention layer vs length, "
-        "aiayn's own optimizations before/after (default: train translate)",
+        "aiayn's own optimizations before/after, the decoder-only LM against HF GPT-2 "
+        "(default: train translate)",
+    )  # fmt: skip
+    p.add_argument(
+        "--lm-size", nargs="+", choices=sorted(LM_SIZES), default=["shakespeare"],
+        help="sizes of the lm part: shakespeare (nanoGPT's 10.7M baby GPT), gpt2 (GPT-2 "
+        "small, 124M), tiny (smoke)",
     )  # fmt: skip
     p.add_argument("--precision", nargs="+", choices=["fp32", "bf16"], default=None,
                    help="training precisions (bf16 = autocast, fp32 weights; default: both, "
@@ -82,6 +93,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args.peak_n = 2048  # the MFU denominator: the best FLOP/s of an n×n×n matmul
     if args.smoke:
         args.size, args.warmup, args.reps = ["tiny"], 1, 1
+        args.lm_size = ["tiny"]
         args.seq_lens, args.window = [64, 128], 16
         # 2048³ bf16 matmuls take ~30 s each where bf16 is emulated (AVX2-only CPUs)
         args.peak_n = 256
@@ -131,6 +143,7 @@ def _jobs(args: argparse.Namespace) -> list[tuple[tuple, str, dict]]:
     # the MFU denominators: training reports MFU per precision, decoding (fp32) too
     peaks = set(args.precision) if "train" in args.parts else set()
     peaks |= {"fp32"} if "translate" in args.parts else set()
+    peaks |= set(args.precision) | {"fp32"} if "lm" in args.parts else set()
     peaks = [p for p in ("fp32", "bf16") if p in peaks]
     jobs = [(("peak", p), "peak", {"precision": p, "n": args.peak_n}) for p in peaks]
     for size in args.size:
@@ -152,6 +165,17 @@ def _jobs(args: argparse.Namespace) -> list[tuple[tuple, str, dict]]:
             for variant in DECODING_VARIANTS:
                 spec = {"contender": "aiayn", "dims": dims, "beam": 4, "variant": variant}
                 jobs.append(((size, "optim_decode", variant), "translate", {**spec, **timing}))
+    if "lm" in args.parts:
+        for size in args.lm_size:
+            for precision in args.precision:
+                for name in LM:
+                    spec = {"contender": name, "size": size, "precision": precision, **timing}
+                    jobs.append((("lm", size, "train", precision, name), "lm_train", spec))
+            for mode, (batch, sample) in LM_GENERATION.items():
+                for name in LM:
+                    spec = {"contender": name, "size": size, "batch": batch, "sample": sample}
+                    job = (("lm", size, "generate", mode, name), "lm_generate", {**spec, **timing})
+                    jobs.append(job)
     if "attention" in args.parts:
         for T in args.seq_lens:
             for impl in ("math", "sdpa", "window"):
@@ -205,8 +229,29 @@ def _report(args: argparse.Namespace, results: dict) -> dict:
                 for T in args.seq_lens
             },
         }
+    if "lm" in args.parts:
+        report["lm"] = {size: _lm_section(size, results, peak) for size in args.lm_size}
     report["targets"] = _targets(report)
     return report
+
+
+def _lm_section(size: str, results: dict, peak: dict) -> dict:
+    """Training and generation of one LM size: per contender, and aiayn ÷ HF GPT-2."""
+    section: dict = {"dims": asdict(LM_SIZES[size]), "training_tokens_per_s": {},
+                     "generation_tokens_per_s": {}, "ratios": {}}  # fmt: skip
+    for precision in ("fp32", "bf16"):
+        by_name = {k[4]: results[k] for k in results if k[:4] == ("lm", size, "train", precision)}
+        if by_name:
+            _add_mfu(by_name, peak[precision])
+            section["training_tokens_per_s"][precision] = by_name
+            section["ratios"][f"train_{precision}_vs_hf_gpt2"] = _ratio(by_name, "aiayn", "hf_gpt2")
+    for mode in LM_GENERATION:
+        by_name = {k[4]: results[k] for k in results if k[:4] == ("lm", size, "generate", mode)}
+        if by_name:
+            _add_mfu(by_name, peak["fp32"])
+            section["generation_tokens_per_s"][mode] = by_name
+            section["ratios"][f"{mode}_vs_hf_gpt2"] = _ratio(by_name, "aiayn", "hf_gpt2")
+    return section
 
 
 def _size_section(size: str, dims: Dims, results: dict, peak: dict) -> dict:
@@ -276,6 +321,12 @@ def _targets(report: dict) -> list[dict]:
         ("beam 4 within 1.5× of CTranslate2 (multi30k)", r.get("beam4_vs_ctranslate2"), 1 / 1.5),
         ("fp32 training MFU ≥ 50% (base)", base_fp32.get("aiayn", {}).get("mfu"), 0.5),
     ]
+    for size, lm in report.get("lm", {}).items():
+        r = lm["ratios"]
+        for key in sorted(r):
+            threshold = 1.3 if key.startswith("train") else 1.5
+            what = "training" if key.startswith("train") else "generation"
+            rows.append((f"LM {what} {key} ≥ {threshold}× HF GPT-2 ({size})", r[key], threshold))
     return [
         {"target": name, "value": value, "threshold": round(threshold, 3),
          "met": None if value is None else value >= threshold}

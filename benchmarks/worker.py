@@ -21,6 +21,7 @@ def main() -> None:
     import torch  # only now: PyTorch reads THP_MEM_ALLOC_ENABLE at its first allocation
 
     from benchmarks.contenders import Dims
+    from benchmarks.lm import lm_generate_rate, lm_train_rate
     from benchmarks.long_attention import attention_layer_cost
     from benchmarks.measure import matmul_peak_flops
     from benchmarks.trainer_steps import changing_shape_steps
@@ -42,6 +43,10 @@ def main() -> None:
         result = train_step_rate(**spec)
     elif task == "translate":
         result = translate_rate(**spec)
+    elif task == "lm_train":
+        result = lm_train_rate(**spec)
+    elif task == "lm_generate":
+        result = lm_generate_rate(**spec)
     elif task == "attention":
         result = attention_layer_cost(**spec)
     elif task == "changing_shapes":
