@@ -12,8 +12,7 @@ from aiayn.config import ModelConfig
 from aiayn.data.batching import padding_efficiency, pair_lengths
 from aiayn.errors import ConfigError
 from aiayn.models.encoder_decoder import EncoderDecoder
-from aiayn.tasks.translation import TranslationTask, prepare_data
-from aiayn.train.config import TrainConfig
+from aiayn.tasks.translation import METRICS, TranslationConfig, TranslationTask, prepare_data
 from aiayn.train.loss import label_smoothed_nll, r_drop_loss
 
 SRC = ["A man in a Blue shirt.", "Two Dogs run.", "A Girl climbs into a wooden playhouse."] * 10
@@ -30,7 +29,7 @@ def files(tmp_path):
 
 def tiny_model(data, dropout: float = 0.1) -> EncoderDecoder:
     tokenizers = data.tokenizers
-    return EncoderDecoder(ModelConfig(
+    return EncoderDecoder(ModelConfig.create(
         src_vocab_size=tokenizers.source.vocab_size, tgt_vocab_size=tokenizers.target.vocab_size,
         tie_embeddings="all" if tokenizers.is_shared else "decoder", d_model=16, n_heads=2,
         d_ff=32, n_encoder_layers=1, n_decoder_layers=1, max_len=64, dropout=dropout,
@@ -40,7 +39,7 @@ def tiny_model(data, dropout: float = 0.1) -> EncoderDecoder:
 def validate_with_lowercase_output(files, monkeypatch, lowercase: bool) -> dict[str, float]:
     """Validation scores of a model that writes each reference, lowercased."""
     data = prepare_data(*files, vocab_size=300, max_len=64, lowercase=lowercase)
-    task = TranslationTask(tiny_model(data), data, max_tokens=200)
+    task = TranslationTask(tiny_model(data), data, TranslationConfig(max_tokens=200))
 
     def oracle(model, tokenizers, sources, **kwargs):
         return [TGT[SRC.index(s)].lower() for s in sources]
@@ -61,6 +60,7 @@ def test_validation_of_a_lowercasing_model_ignores_case(files, monkeypatch) -> N
     # The lowercasing model cannot write "Ein"; it is scored against "ein …" references.
     scores = validate_with_lowercase_output(files, monkeypatch, lowercase=True)
     assert scores["bleu"] == pytest.approx(100.0) and scores["exact_match"] == 1.0
+    assert set(scores) == set(METRICS)  # the metrics the task declares (higher or lower better)
     # A case-keeping model writing the same lowercase text is scored against cased references.
     scores = validate_with_lowercase_output(files, monkeypatch, lowercase=False)
     assert scores["bleu"] < 90.0 and scores["exact_match"] == 0.0
@@ -69,19 +69,19 @@ def test_validation_of_a_lowercasing_model_ignores_case(files, monkeypatch) -> N
 def test_lowercase_and_r_drop_flags_set_their_options() -> None:
     common = ["train", "--train-src", "a", "--train-tgt", "b", "--valid-src", "c"]
     common += ["--valid-tgt", "d", "--out", "e"]
-    _, train, data = build_configs(build_parser().parse_args([*common, "--lowercase"]))
-    assert data.lowercase and train.r_drop == 0.0
-    _, train, data = build_configs(build_parser().parse_args([*common, "--r-drop", "5"]))
-    assert not data.lowercase and train.r_drop == 5.0 and train.token_dropout == 0.0
-    _, train, _ = build_configs(build_parser().parse_args([*common, "--token-dropout", "0.1"]))
-    assert train.token_dropout == 0.1 and train.bpe_dropout == 0.0
-    _, train, _ = build_configs(build_parser().parse_args([*common, "--bpe-dropout", "0.1"]))
-    assert train.bpe_dropout == 0.1 and train.token_dropout == 0.0
+    _, _, task = build_configs(build_parser().parse_args([*common, "--lowercase"]))
+    assert task.lowercase and task.r_drop == 0.0
+    _, _, task = build_configs(build_parser().parse_args([*common, "--r-drop", "5"]))
+    assert not task.lowercase and task.r_drop == 5.0 and task.token_dropout == 0.0
+    _, _, task = build_configs(build_parser().parse_args([*common, "--token-dropout", "0.1"]))
+    assert task.token_dropout == 0.1 and task.bpe_dropout == 0.0
+    _, _, task = build_configs(build_parser().parse_args([*common, "--bpe-dropout", "0.1"]))
+    assert task.bpe_dropout == 0.1 and task.token_dropout == 0.0
 
 
 def test_token_dropout_hides_input_tokens_of_training_batches_only(files) -> None:
     data = prepare_data(*files, vocab_size=300, max_len=64)
-    task = TranslationTask(tiny_model(data), data, token_dropout=0.5)
+    task = TranslationTask(tiny_model(data), data, TranslationConfig(token_dropout=0.5))
     indices = list(range(len(data.train)))
     plain = task._collate([data.train[i] for i in indices])
     torch.manual_seed(3)
@@ -102,13 +102,13 @@ def test_token_dropout_hides_input_tokens_of_training_batches_only(files) -> Non
         TranslationTask(tiny_model(data), data).collate(indices, "cpu").src, plain.src
     )
     with pytest.raises(ConfigError, match="'token_dropout'"):
-        TrainConfig(token_dropout=1.0)
+        TranslationConfig(token_dropout=1.0)
 
 
 def test_r_drop_runs_each_batch_twice_in_one_forward_in_training_only(files) -> None:
     data = prepare_data(*files, vocab_size=300, max_len=64)
     model = tiny_model(data, dropout=0.3)
-    task = TranslationTask(model, data, r_drop=5.0)
+    task = TranslationTask(model, data, TranslationConfig(r_drop=5.0))
     batch = task.collate(list(range(6)), torch.device("cpu"))
     rows = []
     model.register_forward_pre_hook(lambda module, args: rows.append(args[0].shape[0]))
@@ -125,7 +125,7 @@ def test_r_drop_runs_each_batch_twice_in_one_forward_in_training_only(files) -> 
     assert_close(task.loss(model, batch).loss, plain.loss)
     # Without dropout both passes are the same network: the plain loss exactly.
     model = tiny_model(data, dropout=0.0)
-    rdrop = TranslationTask(model, data, r_drop=5.0).loss(model.train(), batch)
+    rdrop = TranslationTask(model, data, TranslationConfig(r_drop=5.0)).loss(model.train(), batch)
     assert_close(rdrop.loss, TranslationTask(model, data).loss(model, batch).loss)
 
 
@@ -139,7 +139,7 @@ def test_late_r_drop_runs_the_plain_loss_until_its_start(files, start, before, a
     trainer reports each update's step and minutes through set_progress)."""
     data = prepare_data(*files, vocab_size=300, max_len=64)
     model = tiny_model(data, dropout=0.3).train()
-    task = TranslationTask(model, data, r_drop=5.0, **start)
+    task = TranslationTask(model, data, TranslationConfig(r_drop=5.0, **start))
     batch = task.collate(list(range(6)), torch.device("cpu"))
     rows = []
     model.register_forward_pre_hook(lambda module, args: rows.append(args[0].shape[0]))
@@ -159,13 +159,15 @@ def test_late_r_drop_runs_the_plain_loss_until_its_start(files, start, before, a
 )  # fmt: skip
 def test_late_r_drop_config_errors_name_the_field(fields, message) -> None:
     with pytest.raises(ConfigError, match=message):
-        TrainConfig(**fields)
+        TranslationConfig(**fields)
 
 
 @pytest.mark.parametrize("joint", [True, False])
 def test_bpe_dropout_resegments_training_text_each_epoch_without_changing_it(files, joint) -> None:
     data = prepare_data(*files, vocab_size=300, max_len=64, joint=joint)
-    task = TranslationTask(tiny_model(data), data, max_tokens=120, bpe_dropout=0.3)
+    task = TranslationTask(
+        tiny_model(data), data, TranslationConfig(max_tokens=120, bpe_dropout=0.3)
+    )
     src_tok, tgt_tok = data.tokenizers.source, data.tokenizers.target
     first, second = task.epoch_pairs(0), task.epoch_pairs(1)
     assert first == task.epoch_pairs(0)  # a function of (seed, epoch): resumes see the same
@@ -185,14 +187,16 @@ def test_bpe_dropout_resegments_training_text_each_epoch_without_changing_it(fil
     lengths = pair_lengths(second)
     fixed = padding_efficiency(sampler.plan, lengths)
     assert padding_efficiency(sampler.plan_for(1), lengths) > fixed
-    assert all(len(b) * lengths[b].max() <= task.max_tokens for b in sampler.epoch_batches(1))
+    assert all(
+        len(b) * lengths[b].max() <= task.config.max_tokens for b in sampler.epoch_batches(1)
+    )
 
 
 def test_bpe_dropout_keeps_the_plain_pair_when_a_side_would_outgrow_the_model(files) -> None:
     data = prepare_data(*files, vocab_size=300, max_len=64)
     longest = max(max(len(s), len(t)) for s, t in data.train)
     model = EncoderDecoder(tiny_model(data).config.replace(max_len=longest + 1))
-    pairs = TranslationTask(model, data, bpe_dropout=0.5).epoch_pairs(0)
+    pairs = TranslationTask(model, data, TranslationConfig(bpe_dropout=0.5)).epoch_pairs(0)
     assert max(max(len(s), len(t)) for s, t in pairs) <= longest
     assert any(pair == plain for pair, plain in zip(pairs, data.train, strict=True))
     assert any(pair != plain for pair, plain in zip(pairs, data.train, strict=True))
@@ -201,14 +205,16 @@ def test_bpe_dropout_keeps_the_plain_pair_when_a_side_would_outgrow_the_model(fi
 def test_bpe_dropout_needs_bpe(files) -> None:
     data = prepare_data(*files, vocab_size=600, max_len=64, kind="wordpiece")
     with pytest.raises(ConfigError, match="bpe_dropout needs BPE"):
-        TranslationTask(tiny_model(data), data, bpe_dropout=0.1)
+        TranslationTask(tiny_model(data), data, TranslationConfig(bpe_dropout=0.1))
     with pytest.raises(ConfigError, match="'bpe_dropout'"):
-        TrainConfig(bpe_dropout=-0.1)
+        TranslationConfig(bpe_dropout=-0.1)
 
 
 def test_bidirectional_epochs_add_every_pair_reversed_then_stop(files) -> None:
     data = prepare_data(*files, vocab_size=300, max_len=64)
-    task = TranslationTask(tiny_model(data), data, max_tokens=120, bidirectional_epochs=2)
+    task = TranslationTask(
+        tiny_model(data), data, TranslationConfig(max_tokens=120, bidirectional_epochs=2)
+    )
     tok = data.tokenizers.source
     for epoch in (0, 1):
         pairs = task.epoch_pairs(epoch)
@@ -240,7 +246,7 @@ def test_bidirectional_epochs_skip_a_reversal_too_long_for_the_model(files) -> N
     longest_tgt = max(len(t) for _, t in data.train)
     # a model whose positions fit the longest target only without its new </s>
     model = EncoderDecoder(tiny_model(data).config.replace(max_len=longest_tgt + 1))
-    pairs = TranslationTask(model, data, bidirectional_epochs=1).epoch_pairs(0)
+    pairs = TranslationTask(model, data, TranslationConfig(bidirectional_epochs=1)).epoch_pairs(0)
     backward = pairs[len(data.train) :]
     assert 0 < len(backward) < len(data.train)
     assert max(len(s) for s, _ in backward) <= longest_tgt
@@ -249,9 +255,9 @@ def test_bidirectional_epochs_skip_a_reversal_too_long_for_the_model(files) -> N
 def test_bidirectional_epochs_need_a_shared_vocabulary_and_a_flag(files) -> None:
     data = prepare_data(*files, vocab_size=300, max_len=64, joint=False)
     with pytest.raises(ConfigError, match="shared by both languages"):
-        TranslationTask(tiny_model(data), data, bidirectional_epochs=1)
+        TranslationTask(tiny_model(data), data, TranslationConfig(bidirectional_epochs=1))
     with pytest.raises(ConfigError, match="'bidirectional_epochs'"):
-        TrainConfig(bidirectional_epochs=-1)
+        TranslationConfig(bidirectional_epochs=-1)
     args = ["train", "--train-src", "a", "--train-tgt", "b", "--valid-src", "c"]
     args += ["--valid-tgt", "d", "--out", "e", "--bidirectional-epochs", "8"]
-    assert build_configs(build_parser().parse_args(args))[1].bidirectional_epochs == 8
+    assert build_configs(build_parser().parse_args(args))[2].bidirectional_epochs == 8

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -9,20 +10,21 @@ import pytest
 
 from aiayn.config import ModelConfig
 from aiayn.data.number_words import make_splits, write_splits
-from aiayn.tasks.translation import DataOptions, train_translation
+from aiayn.tasks.translation import TranslationConfig, train_translation
 from aiayn.train.config import TrainConfig
 
-TINY_MODEL = ModelConfig(
+TINY_MODEL = ModelConfig.create(
     d_model=32, n_heads=2, d_ff=64, n_encoder_layers=1, n_decoder_layers=1, dropout=0.1,
     max_len=64,
 )  # fmt: skip
-TINY_DATA = DataOptions(vocab_size=300, max_len=64, valid_beam=1)
+TINY_TASK = TranslationConfig(vocab_size=300, max_len=64, max_tokens=400, valid_beam=1)
+TASK_FIELDS = {f.name for f in dataclasses.fields(TranslationConfig)}
 
 
 def tiny_train_config(**overrides) -> TrainConfig:
     fields = dict(
-        schedule="inverse_sqrt", peak_lr=3e-3, warmup_steps=5, max_tokens=400, max_steps=6,
-        valid_every=3, log_every=1, keep_last=3,
+        schedule="inverse_sqrt", peak_lr=3e-3, warmup_steps=5, max_steps=6, valid_every=3,
+        log_every=1, keep_last=3,
     )  # fmt: skip
     fields.update(overrides)
     return TrainConfig(**fields)
@@ -41,9 +43,11 @@ def files(data: Path) -> tuple[Path, Path, Path, Path]:
 
 
 def train(data: Path, out: Path, resume: bool = False, **overrides):
-    """Train the tiny model on `data` into `out`; `overrides` change `tiny_train_config`."""
+    """Train the tiny model on `data` into `out`; `overrides` change `tiny_train_config`, or
+    `TINY_TASK` for a translation option."""
+    task = {k: overrides.pop(k) for k in list(overrides) if k in TASK_FIELDS}
     return train_translation(
-        *files(data), out, TINY_MODEL, tiny_train_config(**overrides), TINY_DATA,
+        *files(data), out, TINY_MODEL, tiny_train_config(**overrides), TINY_TASK.replace(**task),
         resume=resume, progress=False,
     )  # fmt: skip
 

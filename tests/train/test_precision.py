@@ -13,7 +13,7 @@ from aiayn.tasks.translation import train_translation
 from aiayn.train import precision as precision_module
 from aiayn.train.precision import FAST_FRACTION, SLOW_FACTOR, resolve_precision
 
-from conftest import TINY_DATA, TINY_MODEL, files, tiny_train_config
+from conftest import TINY_MODEL, TINY_TASK, files, tiny_train_config
 
 CPU = torch.device("cpu")
 
@@ -96,7 +96,7 @@ def test_trainer_trains_in_the_resolved_precision(
     out = tmp_path / "run"
     train_translation(
         *files(number_data), out, TINY_MODEL, tiny_train_config(max_steps=2, precision="auto"),
-        TINY_DATA, progress=False,
+        TINY_TASK, progress=False,
     )  # fmt: skip
     records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert [r["precision"] for r in records if r["split"] == "start"] == [expected]

@@ -1,5 +1,6 @@
 """The paper's learning-rate schedule and label-smoothed loss."""
 
+import dataclasses
 import itertools
 
 import pytest
@@ -134,7 +135,23 @@ def test_train_config_rejects_nonsense_naming_the_option():
         TrainConfig(update_freq=0)
     with pytest.raises(ConfigError, match="average_last"):
         TrainConfig(keep_last=2, average_last=5)
-    with pytest.raises(ConfigError, match="'r_drop'"):
-        TrainConfig(r_drop=-1.0)
     with pytest.raises(ConfigError, match=r"unknown option.*max_step"):
         TrainConfig.from_dict({"max_step": 3})
+
+
+def test_train_config_holds_no_task_option():
+    """Batches and losses are the task's (TranslationConfig): the Trainer knows none of them."""
+    from aiayn.tasks.translation import TranslationConfig
+
+    fields = {f.name for f in dataclasses.fields(TrainConfig)}
+    assert not fields & {f.name for f in dataclasses.fields(TranslationConfig)}
+    assert not fields & {"label_smoothing", "r_drop", "max_tokens", "max_sentences"}
+
+
+def test_noam_needs_the_model_width_and_the_others_do_not():
+    noam_cfg = TrainConfig(warmup_steps=100)
+    assert learning_rate(noam_cfg, 100, 64) == pytest.approx(noam(100, 64, 100))
+    with pytest.raises(ConfigError, match="d_model"):
+        learning_rate(noam_cfg, 100)
+    cfg = TrainConfig(schedule="inverse_sqrt", peak_lr=1e-3, warmup_steps=100)
+    assert learning_rate(cfg, 100) == pytest.approx(1e-3)

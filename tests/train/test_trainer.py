@@ -1,6 +1,7 @@
 """The Trainer: learning, exact resumption, checkpoints, averaging, early stopping."""
 
 import itertools
+import json
 import time
 
 import pytest
@@ -12,6 +13,9 @@ from aiayn.errors import ConfigError
 from aiayn.models import load_pretrained
 from aiayn.train import checkpoint as ckpt
 from aiayn.train import trainer as trainer_module
+from aiayn.train.config import TrainConfig
+from aiayn.train.loss import LossOutput
+from aiayn.train.trainer import Trainer
 
 from conftest import records, tiny_train_config, train
 
@@ -28,6 +32,8 @@ def test_training_lowers_the_loss_and_writes_a_model_dir(number_data, tmp_path):
     for name in ("config.json", "model.safetensors", "tokenizer.json", "train_config.json"):
         assert (out / name).is_file(), name
     assert load_pretrained(out).config.src_vocab_size <= 300
+    task_config = json.loads((out / "task_config.json").read_text())
+    assert task_config["task"] == "translation" and task_config["max_tokens"] == 400
 
 
 # The input regularisers draw at batching time (token dropout from torch's generator, BPE-dropout
@@ -230,3 +236,86 @@ def test_compile_trains_as_eager_and_falls_back_when_the_compiler_fails(
     eager = [r["loss"] for r in records(tmp_path / "eager", "train")]
     assert len(compiled) == 4
     assert compiled == pytest.approx(eager, rel=1e-5)
+
+
+class _Batches:
+    """Two one-example batches an epoch, as a `ResumableSampler`."""
+
+    def __init__(self) -> None:
+        self.epoch, self.index = 0, 0
+
+    def __iter__(self):
+        while self.index < 2:
+            self.index += 1
+            yield [self.index - 1]
+        self.epoch, self.index = self.epoch + 1, 0
+
+    def __len__(self) -> int:
+        return 2
+
+    def state_dict(self) -> dict:
+        return {"epoch": self.epoch, "index": self.index}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.epoch, self.index = state["epoch"], state["index"]
+
+
+class _ScoreTask:
+    """A task of no translation at all: a linear model, and a validation "score" read from a
+    script, better when higher (like an accuracy) — or lower, as the test says."""
+
+    def __init__(self, scores: list[float], higher: bool = True) -> None:
+        self.scores, self.higher, self.exported = list(scores), higher, []
+
+    def train_sampler(self, rank, world_size):
+        return _Batches()
+
+    def collate(self, indices, device):
+        return torch.ones(len(indices), 2, device=device)
+
+    def set_progress(self, step, minutes):
+        pass
+
+    def loss(self, model, batch):
+        out = model(batch).pow(2).sum()
+        return LossOutput(out, out.detach(), batch.shape[0])
+
+    def validate(self, model):
+        self.last = self.scores.pop(0)
+        return {"score": self.last}
+
+    def higher_is_better(self, metric):
+        if metric != "score":
+            raise ConfigError(f"best_metric '{metric}' is not a metric of this task; use score")
+        return self.higher
+
+    def export(self, model, directory):
+        self.exported.append(self.last)
+
+
+@pytest.mark.parametrize("higher", [True, False], ids=["higher-is-better", "lower-is-better"])
+def test_the_task_says_which_way_its_metric_improves(tmp_path, higher):
+    """The Trainer asks the task whether its best_metric is better higher or lower, and keeps
+    and exports the best accordingly (no schedule here needs the model's width)."""
+    scores = [0.2, 0.5, 0.4, 0.9, 0.1, 0.3]
+    task = _ScoreTask(scores, higher)
+    config = TrainConfig(
+        schedule="constant", peak_lr=1e-3, warmup_steps=1, max_steps=6, valid_every=1,
+        keep_last=1, best_metric="score", log_every=1, device="cpu",
+    )  # fmt: skip
+    result = Trainer(torch.nn.Linear(2, 1), task, config, tmp_path / "run", progress=False).fit()
+    best = max(scores) if higher else min(scores)
+    assert (result.best, result.best_step) == (best, scores.index(best) + 1)
+    assert task.exported == ([0.2, 0.5, 0.9] if higher else [0.2, 0.1])  # each new best
+    kept = [c.step for c in ckpt.list_checkpoints(tmp_path / "run" / "checkpoints")]
+    assert kept == sorted({scores.index(best) + 1, 6})  # the last, and the best
+
+
+def test_a_metric_the_task_lacks_and_noam_without_d_model_fail_before_training(tmp_path):
+    model, config = torch.nn.Linear(2, 1), TrainConfig(best_metric="bleu", device="cpu")
+    with pytest.raises(ConfigError, match="not a metric of this task"):
+        Trainer(model, _ScoreTask([]), config, tmp_path / "a")
+    config = config.replace(best_metric="score")  # the noam schedule, the default
+    with pytest.raises(ConfigError, match="d_model"):
+        Trainer(model, _ScoreTask([]), config, tmp_path / "b")
+    assert Trainer(model, _ScoreTask([]), config, tmp_path / "c", d_model=64).d_model == 64

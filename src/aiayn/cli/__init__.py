@@ -14,10 +14,33 @@ from collections.abc import Sequence
 from aiayn.errors import AiaynError
 
 
+class CommandParser(argparse.ArgumentParser):
+    """An ArgumentParser whose sub-command word may be left out: with `default_subcommand`,
+    arguments that do not start with one of its sub-commands (or ask for help) go to that one.
+    `aiayn train --train-src …` is `aiayn train translation --train-src …`."""
+
+    def __init__(self, *args, default_subcommand: str | None = None, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.default_subcommand = default_subcommand
+        self._commands: argparse.Action | None = None
+
+    def add_subparsers(self, **kwargs):
+        self._commands = super().add_subparsers(**kwargs)
+        return self._commands
+
+    def parse_known_args(self, args=None, namespace=None):
+        args = list(sys.argv[1:] if args is None else args)
+        if self.default_subcommand and self._commands is not None:
+            first = args[0] if args else None
+            if first not in self._commands.choices and first not in ("-h", "--help"):
+                args.insert(0, self.default_subcommand)
+        return super().parse_known_args(args, namespace)
+
+
 def build_parser() -> argparse.ArgumentParser:
     from aiayn.cli import average, data, demo, export, model_info, train, translate
 
-    parser = argparse.ArgumentParser(
+    parser = CommandParser(
         prog="aiayn",
         description="The Transformer of 'Attention Is All You Need': train, translate, inspect.",
     )

@@ -15,13 +15,13 @@ from pathlib import Path
 
 from aiayn.config import ModelConfig
 from aiayn.data.number_words import make_splits, write_splits
-from aiayn.tasks.translation import DataOptions, train_translation
+from aiayn.tasks.translation import TranslationConfig, train_translation
 from aiayn.train.config import TrainConfig
 
 log = logging.getLogger(__name__)
 
 # Sized by measurement to pass 98% exact match on 2 CPU cores well inside 5 minutes.
-DEMO_MODEL = ModelConfig(
+DEMO_MODEL = ModelConfig.create(
     d_model=128,
     n_heads=4,
     d_ff=512,
@@ -39,7 +39,6 @@ DEMO_TRAIN = TrainConfig(
     peak_lr=2e-3,
     warmup_steps=300,
     decay_minutes=3.5,
-    max_tokens=3000,
     max_minutes=3.5,
     valid_every=500,
     keep_last=2,
@@ -49,7 +48,7 @@ DEMO_TRAIN = TrainConfig(
     # emulated bf16 would leave the 3.5 minutes far too few steps
     precision="auto",
 )
-DEMO_DATA = DataOptions(vocab_size=400, max_len=64, valid_beam=1)
+DEMO_TASK = TranslationConfig(vocab_size=400, max_len=64, max_tokens=3000, valid_beam=1)
 
 
 def demo_train_config(max_minutes: float | None = None) -> TrainConfig:
@@ -96,7 +95,7 @@ def run_demo(
     start = time.monotonic()
     result = train_translation(
         data_dir / "train.en", data_dir / "train.de", data_dir / "valid.en", data_dir / "valid.de",
-        model_dir, DEMO_MODEL, train_config.replace(seed=seed), DEMO_DATA,
+        model_dir, DEMO_MODEL, train_config.replace(seed=seed), DEMO_TASK,
         resume=False, progress=progress,
     )  # fmt: skip
     train_seconds = time.monotonic() - start

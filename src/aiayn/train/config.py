@@ -1,6 +1,8 @@
 """Training configuration: a typed, frozen dataclass saved with every run as `train_config.json`.
 
-Defaults follow the paper (§5.3, §5.4) and fairseq where the paper is silent.
+Only what every task shares lives here; a task's own options (its batches, its loss) live in
+its config (`aiayn.tasks.translation.TranslationConfig`). Defaults follow the paper (§5.3,
+§5.4) and fairseq where the paper is silent.
 """
 
 from __future__ import annotations
@@ -9,7 +11,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from aiayn.config import SCHEMA_VERSION
+from aiayn.config import SCHEMA_VERSION, option
 from aiayn.errors import ConfigError
 
 Schedule = Literal["noam", "inverse_sqrt", "cosine", "constant"]
@@ -18,93 +20,121 @@ Precision = Literal["fp32", "bf16", "fp16", "auto"]
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """How to train: optimiser, schedule, batching, precision, validation and stopping.
+    """How to train, whatever the task: optimiser, schedule, accumulation, stopping, validation
+    and checkpoints, weight averaging, precision. What a batch is and how its loss is computed
+    belong to the task's own config (e.g. `aiayn.tasks.translation.TranslationConfig`).
 
-    Defaults follow the paper (§5.3, §5.4) and fairseq where the paper is silent.
+    Defaults follow the paper (§5.3, §5.4) and fairseq where the paper is silent. Each field's
+    help text is its `aiayn train` flag's (`aiayn.cli.flags`).
     """
 
     # optimiser (§5.3): Adam with β1 = 0.9, β2 = 0.98, ε = 1e-9
-    adam_betas: tuple[float, float] = (0.9, 0.98)
-    adam_eps: float = 1e-9
-    weight_decay: float = 0.0  # decoupled (AdamW) when > 0; not in the paper
-    clip_norm: float = 0.0  # max gradient L2 norm; 0 = no clipping (the paper does not clip)
+    adam_betas: tuple[float, float] = option("Adam's β1 and β2 (§5.3)", (0.9, 0.98))
+    adam_eps: float = option("Adam's ε (§5.3)", 1e-9)
+    weight_decay: float = option(
+        "AdamW decay on weight matrices (decoupled; not in the paper); 0 = plain Adam", 0.0
+    )
+    clip_norm: float = option("clip the gradient L2 norm to this; 0 = off (the paper's)", 0.0)
     # schedule (§5.3): lr = scale · d_model^-0.5 · min(step^-0.5, step · warmup^-1.5)
-    schedule: Schedule = "noam"
-    warmup_steps: int = 4000
-    lr_scale: float = 1.0  # "noam" multiplier (fairseq/t2t call it learning_rate / lr factor)
-    peak_lr: float = 5e-4  # "inverse_sqrt", "cosine", "constant": the lr reached after warm-up
+    schedule: Schedule = option(
+        "learning-rate schedule: noam (the paper's, scaled by d_model^-0.5), inverse_sqrt, "
+        "cosine, or constant after the warm-up",
+        "noam",
+    )
+    warmup_steps: int = option("linear warm-up steps", 4000)
+    # fairseq/t2t call it learning_rate / lr factor
+    lr_scale: float = option("multiplier of the noam schedule", 1.0)
+    peak_lr: float = option("lr reached after the warm-up by inverse_sqrt, cosine, constant", 5e-4)
     # "cosine": half a cosine from peak_lr down to min_lr at step decay_steps (default max_steps),
     # or at minute decay_minutes of wall-clock training time (set it to max_minutes)
-    decay_steps: int | None = None
-    decay_minutes: float | None = None
-    min_lr: float = 0.0
-    # loss (§5.4): label smoothing ε_ls = 0.1
-    label_smoothing: float = 0.1
-    # R-Drop (not in the paper): weight α of the KL between two dropout passes of each batch;
-    # 0 = off. Each step then costs about twice as much (the batch runs twice).
-    r_drop: float = 0.0
-    # ... from this step, or this minute of the run's clock, on; plain loss before (None: from
-    # the start). Late R-Drop spends the doubled batches where over-fitting begins, not on
-    # the early steps that only need to be many.
-    r_drop_start_step: int | None = None
-    r_drop_start_minutes: float | None = None
-    # Token dropout (not in the paper): each input token of a training batch, source and
-    # decoder input, becomes <unk> with this probability (aiayn.data.token_dropout); 0 = off.
-    token_dropout: float = 0.0
-    # BPE-dropout (Provilkov et al., 2020; not in the paper): the training text is segmented
-    # anew each epoch, each BPE merge skipped with this probability
-    # (aiayn.tokenizers.bpe_dropout); 0 = off. Needs a BPE tokenizer.
-    bpe_dropout: float = 0.0
-    # Bidirectional training (BiT, Ding et al., 2021; not in the paper): the first N epochs
-    # train on every pair in both directions (aiayn.data.bidirectional), each such epoch twice
-    # as long; 0 = off. Needs one vocabulary shared by both languages.
-    bidirectional_epochs: int = 0
-    # batching (§5.1): ~25k source + 25k target tokens per step, reached via accumulation
-    max_tokens: int = 4096  # per micro-batch, padded size of the larger side
-    max_sentences: int | None = None
-    update_freq: int = 1  # micro-batches accumulated per optimiser step (and per rank)
+    decay_steps: int | None = option(
+        "step where the cosine reaches --min-lr; unset = --max-steps", None
+    )
+    decay_minutes: float | None = option(
+        "cosine over wall-clock time instead: reach --min-lr at this minute of the run (set it "
+        "to --max-minutes; the warm-up stays in steps; the lr then follows the clock, so a "
+        "resumed run is not bit-identical to a straight one); unset = by steps",
+        None,
+    )
+    min_lr: float = option("lr at the end of the cosine decay", 0.0)
+    # accumulation: the paper's ~25k source + 25k target tokens per step, with fewer per batch
+    update_freq: int = option(
+        "micro-batches accumulated per optimiser step (and per rank under DDP)", 1
+    )
     # stopping
-    max_steps: int | None = 100_000  # the paper trains base for 100k steps
-    max_epochs: int | None = None
-    max_minutes: float | None = None
+    max_steps: int | None = option(
+        "optimiser steps (the paper trains base for 100k); unset = no limit", 100_000
+    )
+    max_epochs: int | None = option("passes over the data; unset = no limit", None)
+    max_minutes: float | None = option(
+        "wall-clock budget of the run, resumes included; unset = no limit", None
+    )
     # validation and checkpoints
-    valid_every: int | None = 1000  # steps; also saves a checkpoint (None: by the clock only)
-    # Also validate (and save) every N minutes of the run's clock. A time-boxed recipe wants
-    # this: its last K checkpoints then span the same share of the hour however fast the
-    # machine, where a step interval tuned on a fast CPU spreads them over the whole run of a
-    # slow one (averaging half-trained weights).
-    valid_every_minutes: float | None = None
-    keep_last: int = 5  # the paper averages the last 5 checkpoints for base
-    best_metric: str = "loss"  # a key returned by validation ("loss", "bleu", …)
-    patience: int | None = None  # validations without improvement before stopping early
-    average_last: int = 0  # > 1: the exported model averages the last K checkpoints
+    valid_every: int | None = option(
+        "validate and save a checkpoint every N steps; 0 (in a flag or recipe) or unset = only "
+        "by --valid-every-minutes",
+        1000,
+    )
+    # A time-boxed recipe wants this: its last K checkpoints then span the same share of the
+    # hour however fast the machine, where a step interval tuned on a fast CPU spreads them over
+    # the whole run of a slow one (averaging half-trained weights).
+    valid_every_minutes: float | None = option(
+        "also validate and checkpoint every N minutes of the run's clock, so that the last K "
+        "checkpoints span the same share of a time-boxed run on any machine; 0 or unset = off",
+        None,
+    )
+    keep_last: int = option("checkpoints kept (the best is kept as well)", 5)
+    best_metric: str = option(
+        "validation metric that picks the best checkpoint (and stops early); the task says "
+        "whether higher or lower is better",
+        "loss",
+    )
+    patience: int | None = option(
+        "stop after N validations without improvement; unset = never early", None
+    )
+    average_last: int = option(
+        "export the average of the last K checkpoints; 0 = export the best (the paper "
+        "averages the last 5 for base)",
+        0,
+    )
     # Or an exponential moving average of the weights (aiayn.train.ema), which validation
     # scores and the model directory holds instead of the raw weights: a fixed decay per
     # update (fairseq's --ema-decay, e.g. 0.999), or a time constant in minutes of training,
     # for a time-boxed run (each update decays it by exp(-the update's minutes / ema_minutes)).
-    ema_decay: float | None = None
-    ema_minutes: float | None = None
-    # run
-    # "auto": bf16 where this machine multiplies bf16 natively, else fp32 (fp16 on CUDA GPUs
-    # without bf16); measured at start-up by aiayn.train.precision
-    precision: Precision = "fp32"
-    seed: int = 1
-    log_every: int = 100
-    device: str = "auto"  # "auto": cuda if available, else cpu
-    compile: bool = False  # torch.compile the model (falls back to eager on failure)
-    tensorboard: bool = False
+    ema_decay: float | None = option(
+        "keep an exponential moving average of the weights, ema = d·ema + (1-d)·weights after "
+        "each update (e.g. 0.999), and validate and export it instead of the raw weights; "
+        "needs --average-last 0; unset = off",
+        None,
+    )
+    ema_minutes: float | None = option(
+        "the same EMA with a time constant in minutes of training instead of a fixed d (each "
+        "update decays it by exp(-its duration / N)), for time-boxed runs; unset = off",
+        None,
+    )
+    # run: "auto" is measured at start-up by aiayn.train.precision
+    precision: Precision = option(
+        "fp32, bf16 autocast, fp16 with loss scaling (CUDA), or auto: bf16 where the machine "
+        "multiplies bf16 natively (measured at start-up), else fp32 on CPU and fp16 on GPUs "
+        "without bf16. bf16 on a CPU without it (e.g. AVX2 only) is many times slower than fp32",
+        "fp32",
+    )
+    seed: int = option("random seed (weights, batch order, dropout)", 1)
+    log_every: int = option("log training metrics every N steps", 100)
+    device: str = option("cpu, cuda, cuda:1 …; auto = cuda if available, else cpu", "auto")
+    compile: bool = option("torch.compile the model (falls back to eager on failure)", False)
+    tensorboard: bool = option("also log to OUT/tensorboard", False)
 
     def __post_init__(self) -> None:
         def bad(name: str, why: str) -> ConfigError:
             return ConfigError(f"training option '{name}' = {getattr(self, name)!r}: {why}")
 
-        for name in ("warmup_steps", "max_tokens", "update_freq", "log_every"):
+        for name in ("warmup_steps", "update_freq", "log_every"):
             if getattr(self, name) <= 0:
                 raise bad(name, "must be positive")
         for name in (
-            "max_steps", "max_epochs", "max_minutes", "patience", "max_sentences", "decay_steps",
-            "decay_minutes", "valid_every", "valid_every_minutes", "r_drop_start_step",
-            "r_drop_start_minutes", "ema_minutes",
+            "max_steps", "max_epochs", "max_minutes", "patience", "decay_steps", "decay_minutes",
+            "valid_every", "valid_every_minutes", "ema_minutes",
         ):  # fmt: skip
             value = getattr(self, name)
             if value is not None and value <= 0:
@@ -125,23 +155,6 @@ class TrainConfig:
                 "or the average of the last checkpoints, not both: set average_last to 0 "
                 "(--average-last 0)",
             )  # fmt: skip
-        if not 0.0 <= self.label_smoothing < 1.0:
-            raise bad("label_smoothing", "must be in [0, 1)")
-        if self.r_drop < 0.0:
-            raise bad("r_drop", "must be >= 0 (0 = off)")
-        for name in ("r_drop_start_step", "r_drop_start_minutes"):
-            if getattr(self, name) is not None and self.r_drop == 0:
-                raise bad(name, "starts R-Drop, which is off: set r_drop > 0 too (5 is usual)")
-        if self.r_drop_start_step is not None and self.r_drop_start_minutes is not None:
-            raise bad(
-                "r_drop_start_minutes", "set r_drop_start_step or r_drop_start_minutes, not both"
-            )
-        if not 0.0 <= self.token_dropout < 1.0:
-            raise bad("token_dropout", "must be in [0, 1) (0 = off)")
-        if not 0.0 <= self.bpe_dropout < 1.0:
-            raise bad("bpe_dropout", "must be in [0, 1) (0 = off)")
-        if self.bidirectional_epochs < 0:
-            raise bad("bidirectional_epochs", "must be >= 0 (0 = off)")
         if self.schedule not in Schedule.__args__:
             raise bad("schedule", f"must be one of {', '.join(Schedule.__args__)}")
         if self.decay_minutes is not None and self.schedule != "cosine":
@@ -171,11 +184,6 @@ class TrainConfig:
     def ema(self) -> bool:
         """Whether an EMA of the weights is kept (and validated and exported)."""
         return self.ema_decay is not None or self.ema_minutes is not None
-
-    @property
-    def best_higher(self) -> bool:
-        """Whether a larger `best_metric` is better (BLEU, chrF, accuracy) or worse (loss)."""
-        return self.best_metric in ("bleu", "chrf", "accuracy", "exact_match")
 
     def replace(self, **changes: Any) -> TrainConfig:
         return dataclasses.replace(self, **changes)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+from aiayn.errors import ConfigError
 from aiayn.train.config import TrainConfig
 
 
@@ -60,10 +61,18 @@ def _half_cosine(progress: float, high: float, low: float) -> float:
     return low + 0.5 * (high - low) * (1.0 + math.cos(math.pi * progress))
 
 
-def learning_rate(cfg: TrainConfig, step: int, d_model: int, minutes: float = 0.0) -> float:
+def learning_rate(
+    cfg: TrainConfig, step: int, d_model: int | None = None, minutes: float = 0.0
+) -> float:
     """The lr for optimiser step `step` (1-based) under `cfg`; `minutes` of training so far
-    drive the cosine when it decays over time (`cfg.decay_minutes`)."""
+    drive the cosine when it decays over time (`cfg.decay_minutes`). `d_model`, the model's
+    width, scales the noam schedule (and only it)."""
     if cfg.schedule == "noam":
+        if d_model is None:
+            raise ConfigError(
+                "the noam schedule scales the lr by d_model^-0.5: give the model's d_model "
+                "(Trainer(..., d_model=…)) or choose another schedule"
+            )
         return noam(step, d_model, cfg.warmup_steps, cfg.lr_scale)
     if cfg.schedule == "inverse_sqrt":
         return inverse_sqrt(step, cfg.peak_lr, cfg.warmup_steps)

@@ -67,6 +67,11 @@ class TrainingTask(Protocol):
     def validate(self, model: nn.Module) -> dict[str, float]:
         """Validation metrics (rank 0 only), e.g. {"loss": …, "ppl": …, "bleu": …}."""
 
+    def higher_is_better(self, metric: str) -> bool:
+        """Whether a larger `metric` (a key of `validate`'s result) is better: True for BLEU
+        or accuracy, False for a loss. Raises ConfigError for a metric the task does not
+        report (the Trainer asks for `best_metric` before training)."""
+
     def export(self, model: nn.Module, directory: Path) -> None:
         """Write everything inference needs (config, weights, tokenizer) into `directory`."""
 
@@ -96,7 +101,8 @@ class TrainResult:
 
 
 class Trainer:
-    """Trains `model` on `task` under `config`, writing into `out_dir`.
+    """Trains `model` on `task` under `config`, writing into `out_dir`. `d_model` (the model's
+    width) scales the lr of the noam schedule, which needs it; the other schedules do not.
 
     `out_dir` becomes a model directory: the exported model (best validation checkpoint, or
     the average of the last K with `average_last`) beside `checkpoints/`, `metrics.jsonl` and
@@ -111,9 +117,14 @@ class Trainer:
         config: TrainConfig,
         out_dir: str | Path,
         progress: bool | None = None,
+        d_model: int | None = None,
     ) -> None:
         self.config = config
         self.task = task
+        # Ask the task before training, so that a metric it does not report fails now.
+        self._best_higher = task.higher_is_better(config.best_metric)
+        learning_rate(config, 1, d_model)  # the noam schedule without d_model fails now too
+        self.d_model = d_model
         self.out_dir = Path(out_dir)
         self.ckpt_dir = self.out_dir / ckpt.CHECKPOINTS_DIR
         self.device = _pick_device(config.device)
@@ -127,7 +138,6 @@ class Trainer:
         if self.device.type == "cpu":
             keep_freed_memory()  # reuse step buffers instead of page-faulting them anew
         self.model = model.to(self.device)
-        self.d_model = getattr(getattr(model, "config", None), "d_model", 512)
         self.train_model = self._wrap(self.model)
         self.optimizer = _build_optimizer(self.model, config)
         # Only rank 0 validates and saves, so only it keeps the EMA (ranks' weights are equal).
@@ -283,7 +293,7 @@ class Trainer:
                 )
             value = float(metrics[cfg.best_metric])
             best = self.state.best
-            improved = best is None or (value > best if cfg.best_higher else value < best)
+            improved = best is None or (value > best if self._best_higher else value < best)
             if improved:
                 self.state.best, self.state.best_step = value, self.state.step
                 self.state.bad_validations = 0

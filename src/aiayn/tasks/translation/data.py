@@ -91,16 +91,3 @@ def prepare_data(
         valid_ref=[t for _, t in valid_pairs],
         valid=encode_pairs(tokenizers, valid_pairs),
     )
-
-
-@dataclass(frozen=True)
-class DataOptions:
-    """How training text becomes token ids."""
-
-    vocab_size: int = 8000  # shared BPE merges; the paper used ~37k for WMT En-De
-    joint: bool = True  # one vocabulary for both languages (§5.1)
-    tokenizer: str = "bpe"  # or "wordpiece"
-    max_len: int = 256  # training pairs with a longer side are skipped (and counted)
-    valid_beam: int = 1  # beam used for validation BLEU (1 = greedy, fast)
-    valid_bleu_sentences: int | None = None  # decode only the first N for BLEU (None = all)
-    lowercase: bool = False  # tokenizer lowercases everything: the model reads and writes lowercase

@@ -1,6 +1,6 @@
 """`TranslationTask`: the Trainer's view of translation. It batches the token-id pairs of
 `aiayn.tasks.translation.data`, computes the label-smoothed loss, and validates with loss,
-perplexity and BLEU from decoding.
+perplexity and BLEU from decoding, all as its `TranslationConfig` says.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from aiayn.data.token_dropout import drop_tokens
 from aiayn.errors import ConfigError
 from aiayn.models.encoder_decoder import EncoderDecoder
 from aiayn.models.serialization import save_pretrained
+from aiayn.tasks.translation.config import TranslationConfig, higher_is_better
 from aiayn.tasks.translation.data import IdPair, TranslationData
 from aiayn.tokenizers import TokenizerPair
 from aiayn.tokenizers.bpe_dropout import SubwordSampler
@@ -36,35 +37,22 @@ class TranslationTask:
         self,
         model: EncoderDecoder,
         data: TranslationData,
-        max_tokens: int = 4096,
-        max_sentences: int | None = None,
-        label_smoothing: float = 0.1,
+        config: TranslationConfig | None = None,
         seed: int = 1,
-        valid_beam: int = 1,
-        valid_bleu_sentences: int | None = None,
-        r_drop: float = 0.0,
-        r_drop_start_step: int | None = None,
-        r_drop_start_minutes: float | None = None,
-        token_dropout: float = 0.0,
-        bpe_dropout: float = 0.0,
-        bidirectional_epochs: int = 0,
     ) -> None:
         self.model = model
         self.data = data
-        self.max_tokens, self.max_sentences = max_tokens, max_sentences
-        self.label_smoothing, self.r_drop, self.seed = label_smoothing, r_drop, seed
-        self.r_drop_start_step, self.r_drop_start_minutes = r_drop_start_step, r_drop_start_minutes
-        self._r_drop_on = r_drop_start_step is None and r_drop_start_minutes is None
-        self.token_dropout = token_dropout
-        self.valid_beam, self.valid_bleu_sentences = valid_beam, valid_bleu_sentences
+        self.config = config = config or TranslationConfig()
+        self.seed = seed
+        self._r_drop_on = config.r_drop_start_step is None and config.r_drop_start_minutes is None
         self.pad_id = model.config.pad_id
         self._valid_batches: list[list[int]] | None = None
         self.bos_id = data.tokenizers.target.bos_id
         self.eos_id = data.tokenizers.target.eos_id
         _check_vocab(model, data.tokenizers)
-        self._segmenter = _bpe_dropout_segmenter(data, bpe_dropout, seed) if bpe_dropout else None
-        self.bidirectional_epochs = bidirectional_epochs
-        if bidirectional_epochs and not data.tokenizers.is_shared:
+        p = config.bpe_dropout
+        self._segmenter = _bpe_dropout_segmenter(data, p, seed) if p else None
+        if config.bidirectional_epochs and not data.tokenizers.is_shared:
             raise ConfigError(
                 "bidirectional_epochs needs one vocabulary shared by both languages (each side "
                 "reads and writes both); train a joint tokenizer or set bidirectional_epochs to 0"
@@ -80,11 +68,11 @@ class TranslationTask:
         Batches planned on the plain lengths would be padded to their longest resegmented pair:
         on Multi30k at p = 0.1, 67% padding efficiency against 95% when planned per epoch.
         """
-        changing = self._segmenter is not None or self.bidirectional_epochs > 0
+        changing = self._segmenter is not None or self.config.bidirectional_epochs > 0
         return TokenBatchSampler(
             pair_lengths(self.data.train),
-            self.max_tokens,
-            self.max_sentences,
+            self.config.max_tokens,
+            self.config.max_sentences,
             seed=self.seed,
             rank=rank,
             world_size=world_size,
@@ -99,8 +87,8 @@ class TranslationTask:
         never targets."""
         pairs = self.epoch_pairs(getattr(indices, "epoch", 0))
         batch = self._collate([pairs[i] for i in indices])
-        if self.token_dropout > 0:
-            tokenizers, p = self.data.tokenizers, self.token_dropout
+        if self.config.token_dropout > 0:
+            tokenizers, p = self.data.tokenizers, self.config.token_dropout
             # the source's own </s> too: separate vocabularies need not share special ids
             specials = {self.pad_id, self.bos_id, self.eos_id, tokenizers.source.eos_id}
             batch = Batch(
@@ -112,26 +100,28 @@ class TranslationTask:
 
     def set_progress(self, step: int, minutes: float) -> None:
         """R-Drop is on from its start step or minute (from the start when neither is set)."""
-        start_step, start_minutes = self.r_drop_start_step, self.r_drop_start_minutes
+        cfg = self.config
+        start_step, start_minutes = cfg.r_drop_start_step, cfg.r_drop_start_minutes
         on = (start_step is None and start_minutes is None) or (
             (start_step is not None and step >= start_step)
             or (start_minutes is not None and minutes >= start_minutes)
         )
-        if on and not self._r_drop_on and self.r_drop:
-            log.info("R-Drop (alpha %g) on from step %d, minute %.1f", self.r_drop, step, minutes)
+        if on and not self._r_drop_on and cfg.r_drop:
+            log.info("R-Drop (alpha %g) on from step %d, minute %.1f", cfg.r_drop, step, minutes)
         self._r_drop_on = on
 
     def loss(self, model: nn.Module, batch: Batch) -> LossOutput:
-        if self.r_drop > 0 and self._r_drop_on and model.training:
+        cfg = self.config
+        if cfg.r_drop > 0 and self._r_drop_on and model.training:
             # Both passes in one forward: the batch stacked on itself, so each half draws its
             # own dropout masks and the matmuls stay large.
             src, tgt_in = batch.src.repeat(2, 1), batch.tgt_in.repeat(2, 1)  # (2B, S), (2B, T)
             logits_a, logits_b = model(src, tgt_in).chunk(2)  # 2 × (B, T, V)
             return r_drop_loss(
-                logits_a, logits_b, batch.tgt_out, self.label_smoothing, self.pad_id, self.r_drop
+                logits_a, logits_b, batch.tgt_out, cfg.label_smoothing, self.pad_id, cfg.r_drop
             )
         logits = model(batch.src, batch.tgt_in)  # (B, T, V)
-        return label_smoothed_nll(logits, batch.tgt_out, self.label_smoothing, self.pad_id)
+        return label_smoothed_nll(logits, batch.tgt_out, cfg.label_smoothing, self.pad_id)
 
     @torch.no_grad()
     def validate(self, model: nn.Module) -> dict[str, float]:
@@ -144,7 +134,7 @@ class TranslationTask:
         tokens = 0
         if self._valid_batches is None:  # the same every time: plan once
             sampler = TokenBatchSampler(
-                pair_lengths(self.data.valid), self.max_tokens, shuffle=False
+                pair_lengths(self.data.valid), self.config.max_tokens, shuffle=False
             )
             self._valid_batches = sampler.epoch_batches(0)
         for indices in self._valid_batches:
@@ -153,9 +143,9 @@ class TranslationTask:
             nll += float(out.nll)
             smoothed += float(out.loss)
             tokens += out.n_tokens
-        n = self.valid_bleu_sentences or len(self.data.valid_src)
+        n = self.config.valid_bleu_sentences or len(self.data.valid_src)
         hyps = translate_sentences(
-            model, self.data.tokenizers, self.data.valid_src[:n], beam=self.valid_beam
+            model, self.data.tokenizers, self.data.valid_src[:n], beam=self.config.valid_beam
         )
         refs = self.data.valid_ref[:n]
         if self.data.tokenizers.target.lowercases:  # it cannot write capitals: score it without
@@ -167,6 +157,10 @@ class TranslationTask:
             "bleu": bleu_score(hyps, refs),
             "exact_match": exact_match(hyps, refs),
         }
+
+    def higher_is_better(self, metric: str) -> bool:
+        """BLEU and exact match up, loss, nll and perplexity down (`METRICS`)."""
+        return higher_is_better(metric)
 
     def export(self, model: nn.Module, directory: Path) -> None:
         save_pretrained(model, directory)
@@ -183,12 +177,12 @@ class TranslationTask:
         whose resegmented or reversed side would outgrow the model's positions or `max_tokens`
         keeps its plain segmentation, resp. is not reversed.
         """
-        if self._segmenter is None and epoch >= self.bidirectional_epochs:
+        if self._segmenter is None and epoch >= self.config.bidirectional_epochs:
             return self.data.train
         if epoch not in self._epoch_cache:
-            limit = min(self.model.config.max_len - 1, self.max_tokens - 1)
+            limit = min(self.model.config.max_len - 1, self.config.max_tokens - 1)
             pairs = self._segment(epoch, limit) if self._segmenter else self.data.train
-            if epoch < self.bidirectional_epochs:
+            if epoch < self.config.bidirectional_epochs:
                 backward = reversed_pairs(pairs, self.data.tokenizers.source.eos_id, limit)
                 log.info("epoch %d: %d pairs reversed too", epoch, len(backward))
                 pairs = pairs + backward

@@ -1,20 +1,21 @@
-"""`train_translation`: everything `aiayn train` does, as one function a notebook can call."""
+"""`train_translation`: everything `aiayn train translation` does, as one function a notebook can
+call. Its heavy imports (torch, the model, the Trainer) wait for the call, so that the command
+line can name it in its task table without loading them.
+"""
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
+from aiayn.tasks.translation.config import TranslationConfig, higher_is_better
 
-from aiayn.config import ModelConfig
-from aiayn.models.encoder_decoder import EncoderDecoder
-from aiayn.tasks.translation.data import DataOptions, prepare_data
-from aiayn.tasks.translation.task import TranslationTask
-from aiayn.tokenizers import TokenizerPair
-from aiayn.train.checkpoint import check_run_dir
-from aiayn.train.config import TrainConfig
-from aiayn.train.trainer import Trainer, TrainResult
+if TYPE_CHECKING:
+    from aiayn.config import ModelConfig
+    from aiayn.train.config import TrainConfig
+    from aiayn.train.trainer import TrainResult
 
 log = logging.getLogger(__name__)
 
@@ -27,18 +28,32 @@ def train_translation(
     out_dir: str | Path,
     model_config: ModelConfig,
     train_config: TrainConfig,
-    data_options: DataOptions | None = None,
+    task_config: TranslationConfig | None = None,
     resume: bool = False,
     progress: bool | None = None,
 ) -> TrainResult:
     """Everything `aiayn train` does: tokenizer, data, model, Trainer. Returns the TrainResult.
 
     `model_config` may leave the vocabulary sizes to the tokenizer: they are set from it.
-    On `resume`, the tokenizer and model config saved in `out_dir` are reused.
+    On `resume`, the tokenizer and model config saved in `out_dir` are reused. The run
+    directory also gets `task_config.json` (beside the Trainer's `train_config.json`).
     """
-    data_options = data_options or DataOptions()
+    import torch
+
+    from aiayn.config import ModelConfig
+    from aiayn.io import atomic_write_text
+    from aiayn.models.encoder_decoder import EncoderDecoder
+    from aiayn.tasks.translation.data import prepare_data
+    from aiayn.tasks.translation.task import TranslationTask
+    from aiayn.tokenizers import TokenizerPair
+    from aiayn.train.checkpoint import check_run_dir
+    from aiayn.train.trainer import Trainer
+
+    task_config = task_config or TranslationConfig()
     out_dir = Path(out_dir)
-    check_run_dir(out_dir, resume)  # fail before spending minutes on data
+    # fail before spending minutes on data
+    check_run_dir(out_dir, resume)
+    higher_is_better(train_config.best_metric)
     tokenizers = None
     if resume:
         tokenizers = TokenizerPair.load(out_dir)
@@ -49,11 +64,11 @@ def train_translation(
         valid_src,
         valid_tgt,
         tokenizers=tokenizers,
-        vocab_size=data_options.vocab_size,
-        joint=data_options.joint,
-        kind=data_options.tokenizer,
-        max_len=data_options.max_len,
-        lowercase=data_options.lowercase,
+        vocab_size=task_config.vocab_size,
+        joint=task_config.joint,
+        kind=task_config.tokenizer,
+        max_len=task_config.max_len,
+        lowercase=task_config.lowercase,
     )
     if not resume:
         sizes = {
@@ -65,27 +80,17 @@ def train_translation(
         model_config = model_config.replace(**sizes)
     torch.manual_seed(train_config.seed)  # the same initial weights for the same seed
     model = EncoderDecoder(model_config)
-    task = TranslationTask(
-        model,
-        data,
-        max_tokens=train_config.max_tokens,
-        max_sentences=train_config.max_sentences,
-        label_smoothing=train_config.label_smoothing,
-        r_drop=train_config.r_drop,
-        r_drop_start_step=train_config.r_drop_start_step,
-        r_drop_start_minutes=train_config.r_drop_start_minutes,
-        token_dropout=train_config.token_dropout,
-        bpe_dropout=train_config.bpe_dropout,
-        bidirectional_epochs=train_config.bidirectional_epochs,
-        seed=train_config.seed,
-        valid_beam=data_options.valid_beam,
-        valid_bleu_sentences=data_options.valid_bleu_sentences,
+    task = TranslationTask(model, data, task_config, seed=train_config.seed)
+    trainer = Trainer(
+        model, task, train_config, out_dir, progress=progress, d_model=model_config.d_model
     )
-    trainer = Trainer(model, task, train_config, out_dir, progress=progress)
-    if not resume and trainer.dist.is_main:
+    if trainer.dist.is_main:
         out_dir.mkdir(parents=True, exist_ok=True)
-        data.tokenizers.save(out_dir)
-        model_config.save(out_dir / "config.json")
+        if not resume:
+            data.tokenizers.save(out_dir)
+            model_config.save(out_dir / "config.json")
+        text = json.dumps(task_config.to_dict(), indent=2) + "\n"
+        atomic_write_text(out_dir / "task_config.json", text)
     log.info(
         "model: %.2fM parameters; %d training pairs (%s)",
         model.num_parameters() / 1e6, len(data.train), data.train_stats,
