@@ -21,3 +21,14 @@ def translate(model, sentences, beam: int = 4, **kwargs):
     from aiayn.translator import translate as _translate
 
     return _translate(model, sentences, beam=beam, **kwargs)
+
+
+def generate(model, prompts, max_new_tokens: int = 256, **kwargs):
+    """Continue `prompts` with a language-model directory (or a model plus `tokenizer=`).
+
+    `aiayn.generate("runs/shakespeare", ["ROMEO:"], temperature=0.8, seed=1)` → list of strings.
+    See `aiayn.generator.generate` for every option.
+    """
+    from aiayn.generator import generate as _generate
+
+    return _generate(model, prompts, max_new_tokens=max_new_tokens, **kwargs)

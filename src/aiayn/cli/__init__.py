@@ -38,7 +38,7 @@ class CommandParser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from aiayn.cli import average, data, demo, export, model_info, train, translate
+    from aiayn.cli import average, data, demo, export, generate, model_info, train, translate
 
     parser = CommandParser(
         prog="aiayn",
@@ -52,6 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_parser(sub)
     translate.add_translate_parser(sub)
     translate.add_evaluate_parser(sub)
+    generate.add_parser(sub)
     average.add_parser(sub)
     export.add_parser(sub)
     data.add_parser(sub)

@@ -1,6 +1,7 @@
 """Decoding strategies over models with a KV cache."""
 
 from aiayn.decode.beam import BeamSearch, Hypothesis
+from aiayn.decode.generation import generate_tokens
 from aiayn.decode.greedy import greedy_decode
 from aiayn.decode.length_penalty import length_penalty, normalized_score
 from aiayn.decode.search import beam_search, generate
@@ -10,6 +11,7 @@ __all__ = [
     "Hypothesis",
     "beam_search",
     "generate",
+    "generate_tokens",
     "greedy_decode",
     "length_penalty",
     "normalized_score",
