@@ -1,11 +1,22 @@
-"""model-info: parameter breakdown, FLOPs (checked against torch's counter), shape trace."""
+"""model-info for every family: parameter breakdown, FLOPs (checked against torch's counter),
+shape trace, and the CLI over presets and model directories."""
+
+import json
 
 import pytest
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from aiayn.models import EncoderDecoder, presets
-from aiayn.models.info import estimate_flops, parameter_breakdown, trace_shapes
+from aiayn.cli import main
+from aiayn.config import DecoderOnlyConfig
+from aiayn.models import DecoderOnly, EncoderDecoder, presets, save_pretrained
+from aiayn.models.info import (
+    estimate_flops,
+    estimate_lm_flops,
+    flops_per_token,
+    parameter_breakdown,
+    trace_shapes,
+)
 
 from conftest import random_ids, small_config
 
@@ -57,3 +68,93 @@ def test_shape_trace_names_each_step_with_the_right_shape():
     assert by[("generator", "logits x·Eᵀ")] == (B, T, 100)
     # in order: the embedding comes first and the logits last
     assert steps[0].name.startswith("embedding") and steps[-1].name.startswith("logits")
+
+
+# --- every family: the decoder-only model and the CLI over presets and directories ------------
+
+
+def lm(**overrides) -> DecoderOnly:
+    fields = dict(vocab_size=50, n_layers=2, d_model=32, n_heads=4, d_ff=48, dropout=0.0)
+    return DecoderOnly(DecoderOnlyConfig.create(**{**fields, **overrides}))
+
+
+@pytest.mark.parametrize("tied", [True, False])
+def test_decoder_only_breakdown_adds_up(tied):
+    model = lm(tie_embeddings=tied, max_len=16)
+    parts = parameter_breakdown(model)
+    assert set(parts) == {"embeddings", "decoder", "output", "total"}
+    assert parts["total"] == model.num_parameters()
+    assert parts["embeddings"] == 50 * 32 + 16 * 32  # tokens + learned positions
+    assert parts["output"] == (0 if tied else 50 * 32)
+
+
+@pytest.mark.parametrize("seq_len", [1, 9])
+@pytest.mark.parametrize("tied", [True, False])
+def test_decoder_only_flops_match_torch_flop_counter(seq_len, tied):
+    model = lm(tie_embeddings=tied, attention_impl="math").eval()
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        model(random_ids(1, seq_len))
+    assert estimate_lm_flops(model.config, seq_len).forward == counter.get_total_flops()
+    assert flops_per_token(model.config, seq_len) == estimate_lm_flops(model.config, seq_len)
+
+
+def test_flops_per_token_picks_each_familys_formula():
+    cfg = small_config()
+    assert flops_per_token(cfg, 12) == estimate_flops(cfg, 12, 12)
+    assert flops_per_token(presets.gpt2(), 12).encoder == 0
+
+
+def test_decoder_only_shape_trace():
+    cfg = presets.gpt2()
+    B, T = 2, 5
+    by = {(s.module, s.name): s.shape for s in trace_shapes(cfg, batch=B, tgt_len=T)}
+    attn = "decoder.layers.0.self_attn"
+    assert by[("decoder.embed", "embedding lookup")] == (B, T, 768)  # GPT-2: no √d_model
+    assert by[(attn, "scores QKᵀ/√d_k")] == (B, 12, T, T)
+    assert by[("decoder.layers.11.ffn", "FFN inner gelu_tanh(x·W1 + b1)")] == (B, T, 3072)
+    assert by[("generator", "logits x·Eᵀ")] == (B, T, 50257)
+    assert not any(s.module.startswith("encoder") for s in trace_shapes(cfg))
+
+
+def test_cli_gpt2_preset(capsys):
+    assert main(["model-info", "--preset", "gpt2"]) == 0
+    out = capsys.readouterr().out
+    assert "decoder-only, 12 layers" in out
+    assert "124,439,808" in out  # as HF GPT2LMHeadModel
+    assert "tied: the embedding matrix" in out
+    assert "(2, 12, 5, 5)" in out and "(2, 5, 50257)" in out  # scores, logits
+    assert "forward per token" in out
+
+
+@pytest.mark.parametrize("preset", ["baby-gpt", "gpt-mini"])
+def test_cli_lm_presets_json(preset, capsys):
+    assert main(["model-info", "--preset", preset, "--seq-len", "3", "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["arch"] == "decoder_only" and info["preset"] == preset
+    with torch.device("meta"):
+        expected = DecoderOnly(presets.get(preset)).num_parameters()
+    assert info["parameters"]["total"] == expected
+    assert info["flops"]["encoder"] == 0 and info["flops"]["tgt_len"] == 32
+    assert info["shape_trace"][-1]["shape"][:2] == [2, 3]
+
+
+@pytest.mark.parametrize("family", ["encoder_decoder", "decoder_only"])
+def test_cli_model_directory_of_any_family(family, tmp_path, capsys):
+    model = EncoderDecoder(small_config()) if family == "encoder_decoder" else lm()
+    save_pretrained(model, tmp_path)
+    assert main(["model-info", "--model", str(tmp_path), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["arch"] == family and info["model"] == str(tmp_path)
+    assert info["parameters"]["total"] == model.num_parameters()
+    assert main(["model-info", "--model", str(tmp_path)]) == 0  # and the text form
+    out = capsys.readouterr().out
+    assert f"model {tmp_path}: {family.replace('_', '-')}" in out
+    assert f"{model.num_parameters():,}" in out
+
+
+def test_cli_model_directory_errors(tmp_path, capsys):
+    assert main(["model-info", "--model", str(tmp_path / "nowhere")]) == 2
+    assert "no config.json" in capsys.readouterr().err
+    save_pretrained(lm(), tmp_path)
+    assert main(["model-info", "--model", str(tmp_path), "--vocab-size", "9"]) == 2
+    assert "--vocab-size applies to presets" in capsys.readouterr().err

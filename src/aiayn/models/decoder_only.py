@@ -98,7 +98,8 @@ class DecoderOnly(nn.Module):
 
     def start(self, inputs: Tensor, capacity: int = 64) -> DecoderOnlyState:
         """Lay out a batch of prompts padded on the left with `pad_id` (each row needs at least
-        one real token). Feed the same prompts to the first `step`.
+        one real token). Feed the same prompts to the first `step`. Only each row's leading
+        run of pad_id is padding (so a prompt must not begin with pad_id); later it is a token.
 
         Shape: inputs (B, P) long.
         """
@@ -107,7 +108,7 @@ class DecoderOnly(nn.Module):
             raise ValueError("every prompt needs at least one token (e.g. the start token)")
         n_pad = real.int().argmax(dim=1)  # (B,) index of the first real token
         cache = DecoderCache(self.config.n_layers, capacity, cross=False)
-        return DecoderOnlyState(cache, n_pad, None if bool(real.all()) else real[:, :0])
+        return DecoderOnlyState(cache, n_pad, None if not bool(n_pad.any()) else real[:, :0])
 
     def step(self, state: DecoderOnlyState, tokens: Tensor) -> Tensor:
         """Shape: tokens (B, T) long (the prompts first, then one token per row)
@@ -116,7 +117,10 @@ class DecoderOnly(nn.Module):
         past = state.cache.length
         mask, offset = None, past
         if state.real is not None:  # left padding: hide it, and start positions after it
-            state.real = torch.cat([state.real, tokens != self.config.pad_id], dim=1)
+            # Only the leading run of pad_id is padding: the id later in a prompt, or fed back
+            # after being generated, is an ordinary token (full forward attends to it too).
+            new = torch.arange(past, past + T, device=tokens.device)  # (T,) cache slots
+            state.real = torch.cat([state.real, new >= state.n_pad[:, None]], dim=1)
             mask = state.real[:, None, None, :]  # (B, 1, 1, past + T)
             offset = past - state.n_pad  # (B,) position of each row's first new token
         # Several new tokens after a past, or with padding, need a causal mask (bottom-right

@@ -1,19 +1,30 @@
-"""What a model is made of: parameters by component, FLOPs per token, and a shape trace."""
+"""What a model is made of: parameters by component, FLOPs per token, and a shape trace.
+
+For every family: `parameter_breakdown` walks the model's stacks, `flops_per_token` and
+`trace_shapes` pick the family's formula and sample inputs by `arch` (plain dicts at the end).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 import torch
-from torch import nn
+from torch import Tensor, nn
 
-from aiayn.config import ModelConfig
-from aiayn.models.encoder_decoder import EncoderDecoder
+from aiayn.config import DecoderOnlyConfig, ModelConfig
+from aiayn.models.serialization import ARCHITECTURES
+from aiayn.nn.stack import Stack
 from aiayn.nn.trace import TraceStep, shape_trace
 
+AnyConfig = ModelConfig | DecoderOnlyConfig
 
-def parameter_breakdown(model: EncoderDecoder) -> dict[str, int]:
-    """Unique parameters per component; a tied matrix is counted once, under "embeddings"."""
+
+def parameter_breakdown(model: nn.Module) -> dict[str, int]:
+    """Unique parameters per component of a model of any family: "embeddings" (every stack's
+    token embedding and positions; a tied matrix counted once, here), one entry per stack by
+    its name ("encoder", "decoder"), "output" (0 when tied), "other" if anything is left,
+    and "total"."""
     seen: set[int] = set()
 
     def count(*modules: nn.Module | None) -> int:
@@ -25,20 +36,24 @@ def parameter_breakdown(model: EncoderDecoder) -> dict[str, int]:
                     total += p.numel()
         return total
 
-    enc, dec = model.encoder, model.decoder
-    parts = {
-        "embeddings": count(enc.embed, dec.embed, enc.positional, dec.positional),
-        "encoder": count(enc.layers, enc.norm),
-        "decoder": count(dec.layers, dec.norm),
-        "output": count(model.generator),
-    }
+    stacks = [m for m in model.children() if isinstance(m, Stack)]
+    parts = {"embeddings": count(*(m for st in stacks for m in (st.embed, st.positional)))}
+    for st in stacks:
+        parts[st.name] = count(st.layers, st.norm)
+    parts["output"] = count(getattr(model, "generator", None))
+    other = count(model)
+    if other:
+        parts["other"] = other
     parts["total"] = sum(parts.values())
     return parts
 
 
 @dataclass(frozen=True)
 class FlopEstimate:
-    """Matmul FLOPs (a multiply-add = 2) of one sentence pair, as nanoGPT and PaLM count them."""
+    """Matmul FLOPs (a multiply-add = 2) of one sentence pair, as nanoGPT and PaLM count them.
+
+    A decoder-only model has no source: src_len and encoder are 0, tgt_len is the sequence.
+    """
 
     src_len: int
     tgt_len: int
@@ -68,17 +83,17 @@ class FlopEstimate:
         }
 
 
-def _projections(cfg: ModelConfig, n: int) -> int:
+def _projections(cfg: AnyConfig, n: int) -> int:
     """One D×D linear map over n positions."""
     return 2 * n * cfg.d_model * cfg.d_model
 
 
-def _ffn(cfg: ModelConfig, n: int) -> int:
+def _ffn(cfg: AnyConfig, n: int) -> int:
     """W1 (D×F) and W2 (F×D) over n positions."""
     return 2 * 2 * n * cfg.d_model * cfg.layer.d_ff
 
 
-def _attend(cfg: ModelConfig, q: int, k: int) -> int:
+def _attend(cfg: AnyConfig, q: int, k: int) -> int:
     """QKᵀ and weights·V of q queries over k keys, all heads together."""
     return 2 * 2 * q * k * cfg.d_model
 
@@ -107,6 +122,30 @@ def estimate_flops(cfg: ModelConfig, src_len: int = 32, tgt_len: int = 32) -> Fl
     )
 
 
+def estimate_lm_flops(cfg: DecoderOnlyConfig, seq_len: int = 32) -> FlopEstimate:
+    """Forward matmul FLOPs of a decoder-only model over `seq_len` tokens (teacher forcing).
+
+    Each layer: Q, K, V, O projections, QKᵀ and weights·V over the whole (T, T) square (dense
+    kernels compute the masked half too; a sliding window would compute less), the FFN; then
+    the logits. The token and position lookups are not matmuls.
+    """
+    T = seq_len
+    layer = 4 * _projections(cfg, T) + _attend(cfg, T, T) + _ffn(cfg, T)
+    return FlopEstimate(
+        src_len=0,
+        tgt_len=T,
+        encoder=0,
+        decoder=cfg.n_layers * layer,
+        output=2 * T * cfg.d_model * cfg.vocab_size,
+    )
+
+
+def flops_per_token(cfg: AnyConfig, length: int = 32) -> FlopEstimate:
+    """The FLOP estimate of a model of any family, sequences of `length` tokens (the source
+    and the target both, for an encoder-decoder)."""
+    return _FLOPS[cfg.arch](cfg, length)
+
+
 def estimate_decode_flops(cfg: ModelConfig, src_len: int, out_len: int, beam: int = 1) -> int:
     """Matmul FLOPs of translating one sentence with a KV cache, `out_len` steps of `beam` rows.
 
@@ -131,18 +170,17 @@ def estimate_decode_flops(cfg: ModelConfig, src_len: int, out_len: int, beam: in
     return per_sentence + beam * per_row
 
 
-def trace_shapes(cfg: ModelConfig, batch: int = 2, src_len: int = 7, tgt_len: int = 5):
-    """Every traced tensor shape of one teacher-forced forward pass on a random batch.
+def trace_shapes(cfg: AnyConfig, batch: int = 2, src_len: int = 7, tgt_len: int = 5):
+    """Every traced tensor shape of one teacher-forced forward pass on a random batch, for a
+    model of any family (`tgt_len`: the sequence of a decoder-only model, which has no source).
 
     Uses the reference ("math") attention so that scores and weights appear as tensors.
     """
     cfg = cfg.replace(attention_impl="math")
     with torch.device("meta"):  # shapes only: no memory, no compute, even for `big`
-        model = EncoderDecoder(cfg).eval()
-        src = torch.zeros(batch, src_len, dtype=torch.long)
-        tgt = torch.zeros(batch, tgt_len, dtype=torch.long)
+        model = ARCHITECTURES[cfg.arch](cfg).eval()
         with shape_trace(model) as steps, torch.no_grad():
-            model(src, tgt)
+            _SAMPLE_FORWARD[cfg.arch](model, batch, src_len, tgt_len)
     return list(steps)
 
 
@@ -157,3 +195,19 @@ def format_trace(steps: list[TraceStep], first_layer_only: bool = True) -> list[
         shape = "(" + ", ".join(map(str, step.shape)) + ")"
         lines.append(f"{step.module:<34} {step.name:<38} {shape}")
     return lines
+
+
+def _ids(batch: int, length: int) -> Tensor:
+    return torch.zeros(batch, length, dtype=torch.long)
+
+
+#: Each family's FLOP formula and teacher-forced sample pass, by `arch` (plain dicts: a new
+#: family adds one line to each).
+_FLOPS: dict[str, Callable[[AnyConfig, int], FlopEstimate]] = {
+    "encoder_decoder": lambda cfg, n: estimate_flops(cfg, n, n),
+    "decoder_only": estimate_lm_flops,
+}
+_SAMPLE_FORWARD: dict[str, Callable[[nn.Module, int, int, int], Tensor]] = {
+    "encoder_decoder": lambda model, B, S, T: model(_ids(B, S), _ids(B, T)),
+    "decoder_only": lambda model, B, S, T: model(_ids(B, T)),
+}

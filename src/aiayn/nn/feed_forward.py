@@ -42,12 +42,14 @@ class PositionwiseFeedForward(nn.Module):
         self.w_1 = nn.Linear(d_model, d_ff, bias=bias)
         self.w_2 = nn.Linear(d_ff, d_model, bias=bias)
         self.activation = _ACTIVATIONS[activation]
+        # The shape trace's name for the inner step: the paper's max(0, ·) only for ReLU.
+        self._inner = "max(0, x·W1 + b1)" if activation == "relu" else f"{activation}(x·W1 + b1)"
         self.dropout = Dropout(dropout)
 
     def forward(self, x: Tensor) -> Tensor:
         """Shape: x (B, T, D) -> (B, T, D)."""
         h = self.activation(self.w_1(x))  # (B, T, d_ff)
-        record("FFN inner max(0, x·W1 + b1)", h)
+        record("FFN inner " + self._inner, h)
         out = self.w_2(self.dropout(h))  # (B, T, D)
         record("FFN output ·W2 + b2", out)
         return out
