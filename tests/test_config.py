@@ -7,6 +7,8 @@ import pytest
 from aiayn.config import SCHEMA_VERSION, ModelConfig
 from aiayn.errors import ConfigError
 
+from conftest import REPO
+
 
 def test_defaults_are_the_papers_base_model():
     cfg = ModelConfig()
@@ -62,19 +64,64 @@ def test_load_errors_name_the_file_and_problem(tmp_path):
 
 
 def test_attention_window_round_trips_and_defaults_to_full_attention(tmp_path):
-    assert ModelConfig().attention_window is None  # the paper: full attention
+    assert ModelConfig().layer.attention_window is None  # the paper: full attention
     cfg = ModelConfig.create(d_model=64, n_heads=2, attention_window=3)
     cfg.save(tmp_path / "config.json")
-    assert json.loads((tmp_path / "config.json").read_text())["attention_window"] == 3
+    assert json.loads((tmp_path / "config.json").read_text())["layer"]["attention_window"] == 3
     assert ModelConfig.load(tmp_path / "config.json") == cfg
     # a config written before the field existed loads as full attention
     data = ModelConfig().to_dict()
-    del data["attention_window"]
-    assert ModelConfig.from_dict(data).attention_window is None
-    assert ModelConfig.from_dict(ModelConfig().to_dict()).attention_window is None
+    del data["layer"]["attention_window"]
+    assert ModelConfig.from_dict(data).layer.attention_window is None
+    assert ModelConfig.from_dict(ModelConfig().to_dict()).layer.attention_window is None
 
 
 @pytest.mark.parametrize("window", [0, -1, 2.5, True, "4"])
 def test_bad_attention_window_names_the_field(window):
-    with pytest.raises(ConfigError, match=r"'attention_window'.*>= 1"):
+    with pytest.raises(ConfigError, match=r"'attention_window'.*(>= 1|an integer)"):
         ModelConfig.create(attention_window=window)
+
+
+def test_layer_settings_are_nested_once_and_json_names_the_arch(tmp_path):
+    from aiayn.config import DecoderOnlyConfig, LayerConfig, load_config
+
+    cfg = ModelConfig.create(d_model=64, n_heads=2, dropout=0.3, n_encoder_layers=1)
+    assert cfg.layer == LayerConfig(d_model=64, n_heads=2, dropout=0.3)
+    data = cfg.to_dict()
+    assert data["arch"] == "encoder_decoder" and data["layer"]["dropout"] == 0.3
+    assert "dropout" not in data and "d_model" not in data  # not copied beside the layer
+    cfg.save(tmp_path / "ed.json")
+    lm = DecoderOnlyConfig.create(vocab_size=65, n_layers=2, d_model=64, n_heads=2)
+    lm.save(tmp_path / "lm.json")
+    assert load_config(tmp_path / "ed.json") == cfg
+    assert load_config(tmp_path / "lm.json") == lm and isinstance(lm, DecoderOnlyConfig)
+    # each family starts from its own default layer: GPT-2's switches for the decoder-only
+    assert DecoderOnlyConfig.create() == DecoderOnlyConfig()
+    assert lm.layer.norm_first and lm.layer.activation == "gelu_tanh"
+    assert cfg.replace(dropout=0.2).layer.dropout == 0.2  # flat layer settings route in
+    with pytest.raises(ConfigError, match="arch 'decoder_only' is not a encoder_decoder"):
+        ModelConfig.load(tmp_path / "lm.json")
+
+
+def test_schema_1_flat_config_loads_as_encoder_decoder():
+    from aiayn.config import load_config
+
+    flat = {"schema_version": 1, "src_vocab_size": 300, "tgt_vocab_size": 300, "d_model": 32,
+            "n_heads": 4, "d_ff": 64, "norm_first": True, "attention_window": 3}  # fmt: skip
+    cfg = ModelConfig.from_dict(flat)
+    assert (cfg.layer.d_model, cfg.layer.norm_first, cfg.layer.attention_window) == (32, True, 3)
+    path = REPO / "tests" / "models" / "legacy_v1" / "postln_sinusoidal" / "config.json"
+    assert load_config(path).arch == "encoder_decoder"
+
+
+@pytest.mark.parametrize(
+    "layer, message",
+    [({"d_modle": 8}, r"unknown field\(s\) layer.d_modle"), ({"d_model": "64"}, "an integer"),
+     ({"norm_first": 1}, "true or false"), ({"activation": "tanh"}, "must be one of")],
+)  # fmt: skip
+def test_bad_layer_fields_in_json_name_the_field(layer, message):
+    data = {**ModelConfig().to_dict(), "layer": {**ModelConfig().to_dict()["layer"], **layer}}
+    if "d_modle" in layer:
+        del data["layer"]["d_model"]
+    with pytest.raises(ConfigError, match=message):
+        ModelConfig.from_dict(data)

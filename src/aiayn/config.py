@@ -171,7 +171,9 @@ class _FamilyConfig:
         """The config from fields, where layer settings may be given flat:
         `ModelConfig.create(d_model=256, n_encoder_layers=3)`."""
         layer = {k: fields.pop(k) for k in list(fields) if k in LAYER_FIELDS}
-        base = fields.pop("layer", LayerConfig())
+        # the family's own default layer (GPT-2's switches for the decoder-only model)
+        default = next(f for f in dataclasses.fields(cls) if f.name == "layer").default_factory
+        base = fields.pop("layer", None) or default()
         if isinstance(base, dict):
             base = _build(LayerConfig, base, "layer")
         return cls(layer=dataclasses.replace(base, **layer), **fields)
