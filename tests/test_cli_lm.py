@@ -1,9 +1,11 @@
 """`aiayn generate` (and `aiayn.generate`) end to end on a tiny trained language model, and
 one-line errors for bad input."""
 
+import json
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -140,3 +142,77 @@ def test_generation_with_a_model_object_needs_its_tokenizer(model_dir):
     out = aiayn.generate(model, ["the"], 10, temperature=0, tokenizer=tokenizer)
     assert out == aiayn.generate(model_dir, ["the"], 10, temperature=0)
     assert not model.training and torch.is_inference_mode_enabled() is False
+
+
+RECIPE = Path(__file__).parents[1] / "recipes" / "shakespeare_char.json"
+
+
+def lm_configs(*args: str):
+    """(DecoderOnlyConfig, TrainConfig, LMConfig) that `aiayn train lm …args` builds."""
+    from aiayn.cli import build_parser
+    from aiayn.cli.train import build_configs
+
+    return build_configs(build_parser().parse_args(["train", "lm", *args]))
+
+
+def test_the_shakespeare_recipe_is_nanogpts_setting_and_every_field_takes_effect(tmp_path):
+    model, train, task = lm_configs("--train-text", "input.txt", "--out", str(tmp_path),
+                                    "--config", str(RECIPE))  # fmt: skip
+    recipe = json.loads(RECIPE.read_text())
+    assert recipe["preset"] == "baby-gpt" and isinstance(model, DecoderOnlyConfig)
+    for field, value in recipe["model"].items():
+        assert getattr(model if hasattr(model, field) else model.layer, field) == value, field
+    for field, value in recipe["train"].items():
+        value = tuple(value) if isinstance(value, list) else value
+        assert getattr(train, field) == value, field
+    for field, value in recipe["data"].items():
+        assert getattr(task, field) == value, field
+    # nanoGPT's config/train_shakespeare_char.py
+    assert (model.n_layers, model.d_model, model.n_heads, model.max_len) == (6, 384, 6, 256)
+    assert model.layer.dropout == 0.2 and task.batch_size == 64 and task.tokenizer == "char"
+    assert (train.schedule, train.peak_lr, train.min_lr, train.warmup_steps) == (
+        "cosine", 1e-3, 1e-4, 100)  # fmt: skip
+    assert train.adam_betas == (0.9, 0.99) and train.weight_decay == 0.1
+    assert (train.clip_norm, train.max_steps, train.valid_every) == (1.0, 5000, 250)
+    assert train.precision == "auto" and train.decay_steps is None  # decays to max_steps
+    # flags beat the recipe
+    _, train, task = lm_configs("--train-text", "a", "--out", str(tmp_path), "--config",
+                                str(RECIPE), "--batch-size", "12", "--max-steps", "700")  # fmt: skip
+    assert task.batch_size == 12 and train.max_steps == 700
+
+
+def test_train_lm_end_to_end_then_resume_then_generate(tmp_path, capsys):
+    (tmp_path / "train.txt").write_text(TEXT, encoding="utf-8")
+    (tmp_path / "valid.txt").write_text(TEXT[:300], encoding="utf-8")
+    recipe = tmp_path / "tiny.json"
+    recipe.write_text(json.dumps({
+        "preset": "gpt-mini",
+        "model": {"n_layers": 1, "d_model": 32, "n_heads": 2, "d_ff": 64, "max_len": 32},
+        "train": {"schedule": "constant", "peak_lr": 0.01, "warmup_steps": 2, "log_every": 2},
+        "data": {"batch_size": 8},
+    }))  # fmt: skip
+    out = tmp_path / "run"
+    common = ["train", "lm", "--train-text", str(tmp_path / "train.txt"), "--valid-text",
+              str(tmp_path / "valid.txt"), "--out", str(out), "--config", str(recipe),
+              "--no-progress", "--valid-every", "2"]  # fmt: skip
+    assert main([*common, "--max-steps", "4"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["steps"] == 4 and set(result["last_valid"]) == {"loss", "ppl", "bpc"}
+    assert main([*common, "--max-steps", "6", "--resume"]) == 0
+    assert json.loads(capsys.readouterr().out)["steps"] == 6
+    assert (out / "data" / "valid.tokens").is_file()
+    assert json.loads((out / "task_config.json").read_text())["task"] == "lm"
+    text = generate(capsys, "--model", str(out), "--prompt", "the", "--max-new-tokens", "5",
+                    "--temperature", "0")  # fmt: skip
+    assert text.startswith("the") and text.endswith("\n")
+
+
+def test_train_lm_refuses_a_translation_preset_in_a_recipe(tmp_path, capsys):
+    (tmp_path / "train.txt").write_text(TEXT, encoding="utf-8")
+    recipe = tmp_path / "wrong.json"
+    recipe.write_text(json.dumps({"preset": "tiny"}))
+    args = ["train", "lm", "--train-text", str(tmp_path / "train.txt"), "--out",
+            str(tmp_path / "run"), "--config", str(recipe)]  # fmt: skip
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "decoder-only" in err

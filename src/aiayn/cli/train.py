@@ -22,7 +22,7 @@ from typing import Any
 
 from aiayn.cli.flags import add_flags, field_types, given
 from aiayn.errors import ConfigError
-from aiayn.tasks import translation
+from aiayn.tasks import lm, translation
 from aiayn.train.config import TrainConfig
 
 
@@ -61,6 +61,16 @@ TASKS: dict[str, TaskCommand] = {
         },
         translation.TranslationConfig, translation.METRICS, translation.train_translation,
         presets=("tiny", "small", "base", "big"), default_preset="small",
+    ),
+    "lm": TaskCommand(
+        "a decoder-only language model (GPT) on plain text",
+        {
+            "train_text": Input("training text, UTF-8 (.gz ok); each file one document", many=True),
+            "valid_text": Input("validation text; unset = the last --valid-fraction of the "
+                                "training text", required=False, many=True),
+        },
+        lm.LMConfig, lm.METRICS, lm.train_lm,
+        presets=("gpt-mini", "baby-gpt", "gpt2"), default_preset="gpt-mini",
     ),
 }  # fmt: skip
 DEFAULT_TASK = "translation"  # what `aiayn train` without a task word trains

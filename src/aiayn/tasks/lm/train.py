@@ -66,6 +66,7 @@ def train_lm(
     from aiayn.config import DecoderOnlyConfig
     from aiayn.data.lm_blocks import check_enough_tokens, split_tokens
     from aiayn.data.token_file import build_token_file
+    from aiayn.errors import ConfigError
     from aiayn.io import atomic_write_text
     from aiayn.models.decoder_only import DecoderOnly
     from aiayn.tasks.lm.task import LMTask
@@ -75,6 +76,11 @@ def train_lm(
     from aiayn.train.trainer import Trainer
 
     task_config = task_config or LMConfig()
+    if not isinstance(model_config, DecoderOnlyConfig):
+        raise ConfigError(
+            f"a language model needs a decoder-only model config (a preset such as gpt-mini, "
+            f"baby-gpt, gpt2), not a {model_config.arch} one"
+        )
     out_dir = Path(out_dir)
     # fail before spending minutes on data
     check_run_dir(out_dir, resume)
