@@ -176,8 +176,9 @@ def test_the_shakespeare_recipe_is_nanogpts_setting_and_every_field_takes_effect
     assert (train.clip_norm, train.max_steps, train.valid_every) == (1.0, 5000, 250)
     assert train.precision == "auto" and train.decay_steps is None  # decays to max_steps
     # flags beat the recipe
+    flags = ("--batch-size", "12", "--max-steps", "700")
     _, train, task = lm_configs("--train-text", "a", "--out", str(tmp_path), "--config",
-                                str(RECIPE), "--batch-size", "12", "--max-steps", "700")  # fmt: skip
+                                str(RECIPE), *flags)  # fmt: skip
     assert task.batch_size == 12 and train.max_steps == 700
 
 
