@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from aiayn.models import DecoderOnly, presets
+from aiayn.models.info import estimate_lm_flops
 from benchmarks.measure import PeakMemory, median_seconds
 
 
@@ -67,12 +68,10 @@ TRAIN_LEN = {"gpt2": 256}
 
 
 def lm_forward_flops(dims: LMDims, T: int) -> int:
-    """Forward matmul FLOPs of one window of T tokens: 2 × (weights used per token) × T plus
-    the attention scores and their sum over values (causal ones counted, as dense kernels
-    compute them)."""
-    d, L = dims.d_model, dims.layers
-    per_token = L * (4 * d * d + 2 * d * dims.d_ff) + d * dims.vocab
-    return 2 * per_token * T + L * 2 * 2 * T * T * d
+    """Forward matmul FLOPs of one window of T tokens (`aiayn.models.info.estimate_lm_flops`:
+    projections, FFN, logits, and the whole (T, T) attention square, as dense kernels compute
+    the masked half too)."""
+    return estimate_lm_flops(dims.config(), T).forward
 
 
 def build(contender: str, dims: LMDims) -> nn.Module:

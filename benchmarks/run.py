@@ -57,7 +57,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="model sizes: multi30k (3+3, d 256, 8k vocab), base (the paper's), tiny (smoke)",
     )  # fmt: skip
     p.add_argument(
-        "--parts", nargs="+", choices=["train", "translate", "attention", "optimizations"],
+        "--parts", nargs="+", choices=["train", "translate", "attention", "optimizations", "lm"],
         default=["train", "translate"],
         help="what to measure: training step, translation, one attention layer vs length, "
         "aiayn's own optimizations before/after, the decoder-only LM against HF GPT-2 "

@@ -139,3 +139,18 @@ def test_the_torch_dropout_contender_is_aiayn_with_every_dropout_swapped():
     assert 0.1 in ours_p and not any(isinstance(m, Dropout) for m in swapped.modules())
     # the same rates in the same places (the FFN's activation dropout is there at p = 0)
     assert [m.p for m in swapped.modules() if isinstance(m, torch.nn.Dropout)] == ours_p
+
+
+def test_lm_smoke_run_times_both_contenders_on_the_same_model():
+    cmd = [sys.executable, "-m", "benchmarks.run", "--smoke", "--parts", "lm", "--no-record"]
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    lm = json.loads(proc.stdout)["lm"]["tiny"]
+    for precision in ("fp32", "bf16"):
+        by_name = lm["training_tokens_per_s"][precision]
+        assert set(by_name) == {"aiayn", "hf_gpt2"}
+        assert by_name["aiayn"]["params"] == by_name["hf_gpt2"]["params"]  # the same model
+        assert all(r["tokens_per_s"] > 0 and 0 < r["mfu"] < 1 for r in by_name.values())
+    assert set(lm["generation_tokens_per_s"]) == {"greedy_b1", "greedy_b16", "sample_b1",
+                                                  "sample_b16"}  # fmt: skip
+    assert all(isinstance(v, float) for v in lm["ratios"].values()) and len(lm["ratios"]) == 6
