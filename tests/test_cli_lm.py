@@ -182,6 +182,24 @@ def test_the_shakespeare_recipe_is_nanogpts_setting_and_every_field_takes_effect
     assert task.batch_size == 12 and train.max_steps == 700
 
 
+def test_the_cpu_recipe_is_nanogpts_cpu_setting_and_every_field_takes_effect(tmp_path):
+    path = RECIPE.with_name("shakespeare_char_cpu.json")
+    model, train, task = lm_configs("--train-text", "input.txt", "--out", str(tmp_path),
+                                    "--config", str(path))  # fmt: skip
+    recipe = json.loads(path.read_text())
+    for field, value in recipe["model"].items():
+        assert getattr(model if hasattr(model, field) else model.layer, field) == value, field
+    for field, value in recipe["train"].items():
+        value = tuple(value) if isinstance(value, list) else value
+        assert getattr(train, field) == value, field
+    for field, value in recipe["data"].items():
+        assert getattr(task, field) == value, field
+    # nanoGPT's README: --block_size=64 --batch_size=12 --n_layer=4 --n_head=4 --n_embd=128
+    # --max_iters=2000 --lr_decay_iters=2000 --dropout=0.0
+    assert (model.n_layers, model.n_heads, model.d_model, model.max_len) == (4, 4, 128, 64)
+    assert (task.batch_size, train.max_steps, model.layer.dropout) == (12, 2000, 0.0)
+
+
 def test_train_lm_end_to_end_then_resume_then_generate(tmp_path, capsys):
     (tmp_path / "train.txt").write_text(TEXT, encoding="utf-8")
     (tmp_path / "valid.txt").write_text(TEXT[:300], encoding="utf-8")
