@@ -119,12 +119,27 @@ def load_checkpoint(
     """Load weights into `model` and return the training state."""
     try:
         load_model(model, str(checkpoint.path / WEIGHTS), device=str(device))
-        return torch.load(checkpoint.path / STATE, map_location=device, weights_only=True)
     except Exception as err:  # corrupt or from another model: name it, say what to do
-        raise ConfigError(
-            f"{checkpoint.path}: cannot load checkpoint ({type(err).__name__}: {err}); "
-            "delete it to resume from the previous one"
-        ) from None
+        raise _unloadable(checkpoint, err) from None
+    return load_training_state(checkpoint, device)
+
+
+def load_training_state(
+    checkpoint: Checkpoint, device: torch.device | str = "cpu"
+) -> dict[str, Any]:
+    """The training state alone (optimiser, RNG, data position, counters): what the ranks of
+    a sharded run read, whose weights come to them from rank 0 (`aiayn.train.fsdp`)."""
+    try:
+        return torch.load(checkpoint.path / STATE, map_location=device, weights_only=True)
+    except Exception as err:
+        raise _unloadable(checkpoint, err) from None
+
+
+def _unloadable(checkpoint: Checkpoint, err: Exception) -> ConfigError:
+    return ConfigError(
+        f"{checkpoint.path}: cannot load checkpoint ({type(err).__name__}: {err}); "
+        "delete it to resume from the previous one"
+    )
 
 
 def load_ema(checkpoint: Checkpoint, ema: nn.Module, device: torch.device | str = "cpu") -> bool:

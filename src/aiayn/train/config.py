@@ -123,6 +123,14 @@ class TrainConfig:
     log_every: int = option("log training metrics every N steps", 100)
     device: str = option("cpu, cuda, cuda:1 …; auto = cuda if available, else cpu", "auto")
     compile: bool = option("torch.compile the model (falls back to eager on failure)", False)
+    # Data parallelism is DDP under torchrun unless fsdp: see aiayn.train.fsdp.
+    fsdp: bool = option(
+        "shard parameters, gradients and optimizer state across the ranks with FSDP2 "
+        "(torch.distributed.fsdp.fully_shard, per block then the whole model) instead of "
+        "replicating them with DDP: for models past one device's memory. Needs torchrun with "
+        "2 or more processes; checkpoints and the model directory stay whole single files",
+        False,
+    )
     tensorboard: bool = option("also log to OUT/tensorboard", False)
 
     def __post_init__(self) -> None:

@@ -2,8 +2,9 @@
 
 A task (translation, language modelling, …) supplies the data and the loss; the `Trainer`
 supplies everything else: Adam with a warm-up schedule, gradient accumulation, clipping,
-mixed precision, data parallelism, validation, best/last-K checkpoints written atomically,
-exact resumption, early stopping, time limits, metrics logs and a progress bar.
+mixed precision, data parallelism (DDP, or FSDP: `aiayn.train.fsdp`), validation, best/last-K
+checkpoints written atomically, exact resumption, early stopping, time limits, metrics logs and
+a progress bar.
 """
 
 from __future__ import annotations
@@ -65,7 +66,9 @@ class TrainingTask(Protocol):
         """Summed loss over the batch's target tokens (not averaged)."""
 
     def validate(self, model: nn.Module) -> dict[str, float]:
-        """Validation metrics (rank 0 only), e.g. {"loss": …, "ppl": …, "bleu": …}."""
+        """Validation metrics, e.g. {"loss": …, "ppl": …, "bleu": …}: on rank 0 only, or under
+        FSDP on every rank at once (a sharded forward is a collective), which must then run the
+        same forwards (the same data, in the same batches) and find the same metrics."""
 
     def higher_is_better(self, metric: str) -> bool:
         """Whether a larger `metric` (a key of `validate`'s result) is better: True for BLEU
@@ -107,7 +110,8 @@ class Trainer:
     `out_dir` becomes a model directory: the exported model (best validation checkpoint, or
     the average of the last K with `average_last`) beside `checkpoints/`, `metrics.jsonl` and
     `train_config.json`. With an EMA of the weights (`ema_decay`/`ema_minutes`) validation
-    scores the EMA, and the best EMA is exported.
+    scores the EMA, and the best EMA is exported. Under torchrun the ranks train data-parallel:
+    with DDP (each rank a replica), or with FSDP (`config.fsdp`: each rank a shard).
     """
 
     def __init__(
@@ -135,15 +139,27 @@ class Trainer:
             raise ConfigError("precision 'fp16' needs a CUDA GPU; use 'auto' or 'fp32' on CPU")
         # "auto" becomes what is fast here; the run's config keeps "auto", the log the choice
         self.precision = resolve_precision(config.precision, self.device)
+        if config.fsdp:
+            self._check_fsdp()
         if self.device.type == "cpu":
             keep_freed_memory()  # reuse step buffers instead of page-faulting them anew
-        self.model = model.to(self.device)
+        self.ema: WeightEMA | None = None
+        self.fsdp = None
+        if config.fsdp:
+            from aiayn.train.fsdp import Sharding
+
+            # Each rank keeps the EMA of its own shards; both shard from the CPU, so that no
+            # device ever holds the whole model.
+            self.ema = self._new_ema(model)
+            ema = self.ema.module if self.ema is not None else None
+            self.fsdp = Sharding(model, ema, self.device, self.dist)
+            self.model = model
+        else:
+            self.model = model.to(self.device)
+            # Only rank 0 validates and saves, so only it keeps the EMA (replicas are equal).
+            self.ema = self._new_ema(self.model) if self.dist.is_main else None
         self.train_model = self._wrap(self.model)
         self.optimizer = _build_optimizer(self.model, config)
-        # Only rank 0 validates and saves, so only it keeps the EMA (ranks' weights are equal).
-        self.ema = None
-        if config.ema and self.dist.is_main:
-            self.ema = WeightEMA(self.model, config.ema_decay, config.ema_minutes)
         self.scaler = torch.amp.GradScaler("cuda") if self.precision == "fp16" else None
         self.sampler = task.train_sampler(self.dist.rank, self.dist.world_size)
         self.state = TrainState()
@@ -235,6 +251,8 @@ class Trainer:
         for i, indices in enumerate(group):
             batch = self.task.collate(indices, self.device)
             # DDP: all-reduce gradients once per update, not after every micro-batch.
+            # (FSDP has no no_sync: it reduce-scatters every micro-batch's gradients into the
+            # shards, where skipping would keep whole unsharded gradients until the last one.)
             sync = i == len(group) - 1 or not self.dist.enabled
             with self._no_sync(model, not sync), self._autocast():
                 out = self.task.loss(model, batch)
@@ -264,7 +282,11 @@ class Trainer:
             self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
         if self.ema is not None:
-            self.ema.update(self.model, (time.perf_counter() - t0) / 60)
+            took = (time.perf_counter() - t0) / 60
+            if self.fsdp is not None and self.config.ema_minutes is not None:
+                # each rank averages its own shards: all with rank 0's decay (clocks differ)
+                took = dist_utils.broadcast_float(took, self.device, self.dist)
+            self.ema.update(self.model, took)
         loss_sum = dist_utils.all_reduce_sum(loss_sum, self.device, self.dist)
         nll_sum = dist_utils.all_reduce_sum(nll_sum, self.device, self.dist)
         return {
@@ -282,15 +304,13 @@ class Trainer:
         cfg = self.config
         metrics = None
         improved = False
+        # Rank 0 validates alone, except under FSDP: there a forward gathers shards from every
+        # rank, so all ranks validate together (see aiayn.train.fsdp).
+        if self.dist.is_main or self.fsdp is not None:
+            metrics = self._validate()
+        model, ema = self._whole_models()  # under FSDP gathered to rank 0 (by all ranks)
+        optimizer_state = self._optimizer_state()
         if self.dist.is_main:
-            self.model.eval()
-            with torch.no_grad():
-                metrics = self.task.validate(self._evaluated_model())
-            if cfg.best_metric not in metrics:
-                raise ConfigError(
-                    f"best_metric '{cfg.best_metric}' is not among the validation metrics "
-                    f"{sorted(metrics)}; set best_metric to one of them"
-                )
             value = float(metrics[cfg.best_metric])
             best = self.state.best
             improved = best is None or (value > best if self._best_higher else value < best)
@@ -305,19 +325,59 @@ class Trainer:
                 {"split": "valid", "step": self.state.step, **metrics, "best": improved,
                  "minutes": minutes}
             )  # fmt: skip
-            self._save_checkpoint(metrics)
+            self._save_checkpoint(metrics, model, ema, optimizer_state)
             if improved:
                 ckpt.write_best(self.ckpt_dir, self.state.step, cfg.best_metric, value)
                 # the model dir always holds the best
-                self.task.export(self._evaluated_model(), self.out_dir)
+                self.task.export(ema if ema is not None else model, self.out_dir)
             keep = {self.state.best_step} if self.state.best_step is not None else set()
             ckpt.prune(self.ckpt_dir, cfg.keep_last, keep)
         dist_utils.barrier(self.dist)
         return metrics
 
-    def _save_checkpoint(self, metrics: dict[str, float]) -> None:
+    def _validate(self) -> dict[str, float]:
+        cfg = self.config
+        model = self._evaluated_model()
+        self.model.eval()
+        whole = contextlib.nullcontext()
+        if self.fsdp is not None:
+            from aiayn.train.fsdp import unsharded_root
+
+            whole = unsharded_root(model)
+        with torch.no_grad(), whole:
+            metrics = self.task.validate(model)
+        if cfg.best_metric not in metrics:
+            raise ConfigError(
+                f"best_metric '{cfg.best_metric}' is not among the validation metrics "
+                f"{sorted(metrics)}; set best_metric to one of them"
+            )
+        return metrics
+
+    def _whole_models(self) -> tuple[nn.Module | None, nn.Module | None]:
+        """The model and its EMA (None without one) with whole weights, for rank 0 to save
+        and export: themselves, or under FSDP rank 0's copies, gathered now (every rank must
+        call it then; the other ranks get None)."""
+        if self.fsdp is None:
+            return self.model, self.ema.module if self.ema is not None else None
+        model = self.fsdp.gather(self.model)
+        ema = self.fsdp.gather(self.ema.module, ema=True) if self.ema is not None else None
+        return model, ema
+
+    def _optimizer_state(self) -> dict[str, Any] | None:
+        """The optimiser's whole state on rank 0 (under FSDP gathered by every rank)."""
+        if self.fsdp is None:
+            return self.optimizer.state_dict() if self.dist.is_main else None
+        return self.fsdp.gather_optimizer(self.model, self.optimizer)
+
+    def _save_checkpoint(
+        self,
+        metrics: dict[str, float],
+        model: nn.Module,
+        ema: nn.Module | None,
+        optimizer_state: dict[str, Any],
+    ) -> None:
         state = {
-            "optimizer": self.optimizer.state_dict(),
+            "optimizer": optimizer_state,
             "scaler": self.scaler.state_dict() if self.scaler else None,
             "sampler": self.sampler.state_dict(),
             "rng_torch": torch.get_rng_state(),
@@ -335,28 +395,34 @@ class Trainer:
             },
         }
         meta = {"epoch": self.sampler.epoch, "metrics": metrics}
-        ema = None
         if self.ema is not None:
-            ema, state["ema_updates"] = self.ema.module, self.ema.updates
-        ckpt.save_checkpoint(self.ckpt_dir, self.state.step, self.model, state, meta, ema)
+            state["ema_updates"] = self.ema.updates
+        ckpt.save_checkpoint(self.ckpt_dir, self.state.step, model, state, meta, ema)
 
     def _resume(self) -> None:
         last = ckpt.check_run_dir(self.out_dir, resume=True)[-1]
-        state = ckpt.load_checkpoint(last, self.model, self.device)
-        self.optimizer.load_state_dict(state["optimizer"])
+        ema = self.ema.module if self.ema is not None else None
+        if self.fsdp is None:
+            state = ckpt.load_checkpoint(last, self.model, self.device)
+            self.optimizer.load_state_dict(state["optimizer"])
+            has_ema = ema is not None and ckpt.load_ema(last, ema, self.device)
+        else:
+            state, has_ema = self.fsdp.load(last, self.model, self.optimizer, ema)
         if self.scaler and state["scaler"]:
             self.scaler.load_state_dict(state["scaler"])
         self.sampler.load_state_dict(state["sampler"])
-        torch.set_rng_state(state["rng_torch"])
+        # RNG states are CPU byte tensors, wherever map_location put the rest
+        torch.set_rng_state(state["rng_torch"].cpu())
         if state["rng_cuda"] and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(state["rng_cuda"])
+            torch.cuda.set_rng_state_all([s.cpu() for s in state["rng_cuda"]])
         random.setstate((state["rng_python_version"], tuple(state["rng_python"]), None))
         if self.ema is not None:
-            if ckpt.load_ema(last, self.ema.module, self.device):
+            if has_ema:
                 self.ema.updates = state["ema_updates"]
             else:  # the run kept no EMA until now: start one from the resumed weights
-                log.warning("%s holds no EMA of the weights; starting one here", last.path)
-                self.ema = WeightEMA(self.model, self.config.ema_decay, self.config.ema_minutes)
+                if self.dist.is_main:
+                    log.warning("%s holds no EMA of the weights; starting one here", last.path)
+                self._restart_ema()
         t = state["trainer"]
         self.state = TrainState(
             t["step"], t["tokens"], t["best"], t["best_step"], t["bad_validations"], t["history"],
@@ -367,6 +433,20 @@ class Trainer:
     def _evaluated_model(self) -> nn.Module:
         """What validation scores and export writes: the EMA of the weights when kept."""
         return self.ema.module if self.ema is not None else self.model
+
+    def _new_ema(self, model: nn.Module) -> WeightEMA | None:
+        cfg = self.config
+        return WeightEMA(model, cfg.ema_decay, cfg.ema_minutes) if cfg.ema else None
+
+    @torch.no_grad()
+    def _restart_ema(self) -> None:
+        """Start the EMA afresh from the current weights (shard by shard under FSDP)."""
+        ema = self.ema.module
+        for mine, theirs in zip(ema.parameters(), self.model.parameters(), strict=True):
+            mine.copy_(theirs)
+        for mine, theirs in zip(ema.buffers(), self.model.buffers(), strict=True):
+            mine.copy_(theirs)
+        self.ema.updates = 0
 
     def _run_seconds(self) -> float:
         """Wall-clock seconds the run has trained, earlier sessions included (this rank's)."""
@@ -412,12 +492,18 @@ class Trainer:
         return f"no improvement in {cfg.patience} validations (early stopping)" if stop else ""
 
     def _export_final(self) -> None:
+        k = self.config.average_last
+        unexported = k <= 1 and self.state.best_step is None  # rank 0's state decides
+        if self.fsdp is not None:  # then every rank takes part in gathering the weights
+            unexported = dist_utils.broadcast_flag(unexported, self.device, self.dist)
+        model, ema = self._whole_models() if unexported else (None, None)
         if not self.dist.is_main:
             return
-        k = self.config.average_last
         if k > 1:
             last = ckpt.list_checkpoints(self.ckpt_dir)[-k:]
-            self.task.export(self.model, self.out_dir)  # config, tokenizer (weights replaced)
+            # config and tokenizer (the weights are replaced)
+            template = self.model if self.fsdp is None else self.fsdp.model_copy
+            self.task.export(template, self.out_dir)
             ckpt.average_checkpoints(last, self.out_dir / ckpt.WEIGHTS)
             self._log({"split": "export", "averaged_steps": [c.step for c in last]})
             if last[0].step < self.state.step / 2:  # e.g. a step interval tuned on a faster machine
@@ -428,8 +514,8 @@ class Trainer:
                     "(`aiayn average --last K` rewrites the model from the kept checkpoints)",
                     last[0].step, self.state.step,
                 )  # fmt: skip
-        elif self.state.best_step is None:
-            self.task.export(self._evaluated_model(), self.out_dir)
+        elif unexported:
+            self.task.export(ema if ema is not None else model, self.out_dir)
 
     # --- plumbing -----------------------------------------------------------------------------
 
@@ -454,12 +540,24 @@ class Trainer:
                 wrapped = torch.compile(model)
             except Exception as err:  # a platform torch.compile refuses outright
                 log.warning("torch.compile unavailable (%s); training eagerly", err)
-        if self.dist.enabled:
+        if self.dist.enabled and self.fsdp is None:  # FSDP: sharded in __init__
             from torch.nn.parallel import DistributedDataParallel
 
             ids = [self.device.index] if self.device.type == "cuda" else None
             wrapped = DistributedDataParallel(wrapped, device_ids=ids)
         return wrapped
+
+    def _check_fsdp(self) -> None:
+        if not self.dist.enabled:
+            raise ConfigError(
+                "fsdp shards the model across processes: launch with torchrun --nproc_per_node "
+                "N (N >= 2), or drop fsdp (--fsdp) to train in one process"
+            )
+        if self.precision == "fp16":  # the scaler would see only each rank's shards overflow
+            raise ConfigError(
+                "fsdp does not scale fp16 losses here (precision 'fp16', or 'auto' on a GPU "
+                "without bf16); use precision bf16 or fp32 with fsdp"
+            )
 
     def _autocast(self):
         precision = self.precision
