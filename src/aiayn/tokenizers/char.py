@@ -33,7 +33,7 @@ import numpy as np
 
 from aiayn.errors import DataError
 from aiayn.io import atomic_write_text
-from aiayn.tokenizers.special_tokens import EOS_ID, PAD_ID, SPECIAL_TOKENS, UNK_ID
+from aiayn.tokenizers.special_tokens import SPECIAL_TOKENS, UNK_ID, LMSpecialIds
 
 logger = logging.getLogger(__name__)
 
@@ -42,7 +42,7 @@ VERSION = 1
 FILE_NAME = "tokenizer.json"
 
 
-class CharTokenizer:
+class CharTokenizer(LMSpecialIds):
     """Character-level tokenizer: text ↔ ids, one id per character.
 
     Example::
@@ -89,28 +89,6 @@ class CharTokenizer:
         tokenizer = cls("".join(sorted(seen)))
         logger.info("character vocabulary: %d characters", len(seen))
         return tokenizer
-
-    # ------------------------------------------------------------------ ids of special tokens
-    @property
-    def pad_id(self) -> int:
-        """Id of `<pad>` (0)."""
-        return PAD_ID
-
-    @property
-    def eot_id(self) -> int:
-        """Id of the end-of-text token `</s>` (2), which frames every document."""
-        return EOS_ID
-
-    @property
-    def bos_id(self) -> int:
-        """The start token for generation: the end-of-text token, which precedes every document
-        in training data (GPT-2's convention)."""
-        return EOS_ID
-
-    @property
-    def unk_id(self) -> int:
-        """Id of `<unk>` (3), which every character unseen in training becomes."""
-        return UNK_ID
 
     @property
     def vocab_size(self) -> int:

@@ -45,7 +45,7 @@ from tokenizers import decoders, models
 
 from aiayn.errors import ConfigError, DataError
 from aiayn.tokenizers.char import FILE_NAME, CharTokenizer
-from aiayn.tokenizers.special_tokens import EOS_ID, PAD_ID, UNK_ID
+from aiayn.tokenizers.special_tokens import LMSpecialIds
 from aiayn.tokenizers.text_files import Sources, iter_text_chunks, source_paths
 from aiayn.tokenizers.tokenizer import Tokenizer
 from aiayn.tokenizers.train import train_bpe
@@ -78,7 +78,7 @@ class LMTokenizer(Protocol):
     def save(self, directory: str | os.PathLike[str]) -> Path: ...
 
 
-class ByteBPETokenizer:
+class ByteBPETokenizer(LMSpecialIds):
     """Byte-level BPE for language-model text: exact round trips, no `<unk>`, no framing.
 
     Wraps an aiayn `Tokenizer` (the HF library does the encoding) and gives it the LM
@@ -153,28 +153,6 @@ class ByteBPETokenizer:
             show_progress=show_progress,
         )
         return cls(tokenizer)
-
-    # ------------------------------------------------------------------ ids of special tokens
-    @property
-    def pad_id(self) -> int:
-        """Id of `<pad>` (0)."""
-        return PAD_ID
-
-    @property
-    def eot_id(self) -> int:
-        """Id of the end-of-text token `</s>` (2), which frames every document."""
-        return EOS_ID
-
-    @property
-    def bos_id(self) -> int:
-        """The start token for generation: the end-of-text token (2), which precedes every
-        document in training data. Not `Tokenizer.bos_id` (1), the translation convention."""
-        return EOS_ID
-
-    @property
-    def unk_id(self) -> int:
-        """Id of `<unk>` (3); byte-level BPE never produces it."""
-        return UNK_ID
 
     @property
     def vocab_size(self) -> int:
