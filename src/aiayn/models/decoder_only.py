@@ -33,18 +33,17 @@ from aiayn.nn.stack import Stack
 
 @dataclass
 class DecoderOnlyState:
-    """Decoding state: the KV cache and which cached keys are real (not left padding)."""
+    """Decoding state: the KV cache and each row's left padding (cache slots 0 … n_pad - 1 of
+    row b are padding, every later slot a real token)."""
 
     cache: DecoderCache
     n_pad: Tensor  # (B,) left padding of each row's prompt
-    real: Tensor | None  # (B, S) bool over the cached steps; None: no padding anywhere
+    padded: bool  # some prompt was padded: attention must hide the padding slots
 
     def reorder(self, index: Tensor, same_inputs: bool = False) -> None:
         """Keep rows `index` (B',); there is no input-only state to spare (`same_inputs`)."""
         self.cache.reorder(index, cross=False)
         self.n_pad = self.n_pad.index_select(0, index)
-        if self.real is not None:
-            self.real = self.real.index_select(0, index)
 
 
 class DecoderOnly(nn.Module):
@@ -108,7 +107,7 @@ class DecoderOnly(nn.Module):
             raise ValueError("every prompt needs at least one token (e.g. the start token)")
         n_pad = real.int().argmax(dim=1)  # (B,) index of the first real token
         cache = DecoderCache(self.config.n_layers, capacity, cross=False)
-        return DecoderOnlyState(cache, n_pad, None if not bool(n_pad.any()) else real[:, :0])
+        return DecoderOnlyState(cache, n_pad, padded=bool(n_pad.any()))
 
     def step(self, state: DecoderOnlyState, tokens: Tensor) -> Tensor:
         """Shape: tokens (B, T) long (the prompts first, then one token per row)
@@ -116,12 +115,11 @@ class DecoderOnly(nn.Module):
         T = tokens.shape[1]
         past = state.cache.length
         mask, offset = None, past
-        if state.real is not None:  # left padding: hide it, and start positions after it
+        if state.padded:  # left padding: hide it, and start positions after it
             # Only the leading run of pad_id is padding: the id later in a prompt, or fed back
             # after being generated, is an ordinary token (full forward attends to it too).
-            new = torch.arange(past, past + T, device=tokens.device)  # (T,) cache slots
-            state.real = torch.cat([state.real, new >= state.n_pad[:, None]], dim=1)
-            mask = state.real[:, None, None, :]  # (B, 1, 1, past + T)
+            slots = torch.arange(past + T, device=tokens.device)  # (past + T,) cache slots
+            mask = (slots >= state.n_pad[:, None])[:, None, None, :]  # (B, 1, 1, past + T)
             offset = past - state.n_pad  # (B,) position of each row's first new token
         # Several new tokens after a past, or with padding, need a causal mask (bottom-right
         # aligned); without either the blocks apply causality themselves, and a windowed
