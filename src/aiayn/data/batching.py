@@ -289,12 +289,8 @@ class TokenBatchSampler(Sampler[list[int]]):
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore a position; raises `ConfigError` if the saved run batched differently."""
-        mine = self.state_dict()
-        changed = [
-            f"{k} {state[k]} -> {mine[k]}"
-            for k in ("seed", "shuffle", "world_size", "num_batches", "plan_fingerprint")
-            if k in state and state[k] != mine[k]
-        ]
+        keys = ("seed", "shuffle", "world_size", "num_batches", "plan_fingerprint")
+        changed = changed_settings(state, self.state_dict(), keys)
         if changed:
             raise ConfigError(
                 f"cannot resume batching exactly, the saved run differs: {', '.join(changed)}; "
@@ -306,6 +302,12 @@ class TokenBatchSampler(Sampler[list[int]]):
                 f"{state['index']} of {len(self)}"
             )
         self._epoch, self._index = int(state["epoch"]), int(state["index"])
+
+
+def changed_settings(saved: dict[str, Any], mine: dict[str, Any], keys: Iterable[str]) -> list[str]:
+    """The settings among `keys` that a saved sampler state has and that differ from this
+    sampler's, as "key saved -> now" (for the error that refuses an inexact resume)."""
+    return [f"{k} {saved[k]} -> {mine[k]}" for k in keys if k in saved and saved[k] != mine[k]]
 
 
 class Batch(NamedTuple):

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from aiayn.data.batching import changed_settings
 from aiayn.errors import ConfigError, DataError
 
 logger = logging.getLogger(__name__)
@@ -205,12 +206,8 @@ class WindowSampler:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore a position; ConfigError if the saved run cut windows differently."""
-        mine = self.state_dict()
-        changed = [
-            f"{k} {state[k]} -> {mine[k]}"
-            for k in ("seed", "world_size", "batch_size", "context", "n_tokens")
-            if k in state and state[k] != mine[k]
-        ]
+        keys = ("seed", "world_size", "batch_size", "context", "n_tokens")
+        changed = changed_settings(state, self.state_dict(), keys)
         if changed:
             raise ConfigError(
                 f"cannot resume the training windows exactly, the saved run differs: "
