@@ -55,3 +55,13 @@ class WeightEMA:
         for mine, theirs in zip(self.module.buffers(), model.buffers(), strict=True):
             mine.copy_(theirs)  # buffers are not learnt: the model's are current
         self.updates += 1
+
+    @torch.no_grad()
+    def restart(self, model: nn.Module) -> None:
+        """Start the average afresh from `model`'s current weights, in place (so a sharded EMA
+        stays sharded: each rank copies its own shards)."""
+        for mine, theirs in zip(self.module.parameters(), model.parameters(), strict=True):
+            mine.copy_(theirs)
+        for mine, theirs in zip(self.module.buffers(), model.buffers(), strict=True):
+            mine.copy_(theirs)
+        self.updates = 0

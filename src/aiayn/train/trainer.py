@@ -422,7 +422,7 @@ class Trainer:
             else:  # the run kept no EMA until now: start one from the resumed weights
                 if self.dist.is_main:
                     log.warning("%s holds no EMA of the weights; starting one here", last.path)
-                self._restart_ema()
+                self.ema.restart(self.model)  # shard by shard under FSDP
         t = state["trainer"]
         self.state = TrainState(
             t["step"], t["tokens"], t["best"], t["best_step"], t["bad_validations"], t["history"],
@@ -437,16 +437,6 @@ class Trainer:
     def _new_ema(self, model: nn.Module) -> WeightEMA | None:
         cfg = self.config
         return WeightEMA(model, cfg.ema_decay, cfg.ema_minutes) if cfg.ema else None
-
-    @torch.no_grad()
-    def _restart_ema(self) -> None:
-        """Start the EMA afresh from the current weights (shard by shard under FSDP)."""
-        ema = self.ema.module
-        for mine, theirs in zip(ema.parameters(), self.model.parameters(), strict=True):
-            mine.copy_(theirs)
-        for mine, theirs in zip(ema.buffers(), self.model.buffers(), strict=True):
-            mine.copy_(theirs)
-        self.ema.updates = 0
 
     def _run_seconds(self) -> float:
         """Wall-clock seconds the run has trained, earlier sessions included (this rank's)."""
