@@ -75,14 +75,14 @@ def scaled_dot_product_attention(
     `is_causal`: also hide later keys, for T == S only (a whole sequence, no cache); with no
     other mask or bias SDPA then runs its causal kernels (flash on GPUs) without a mask tensor.
     """
+    if impl == "auto":
+        impl = pick_impl(q)
     if is_causal:
         T, S = q.shape[-2], k.shape[-2]
         if T != S:
             raise ValueError(f"is_causal needs as many queries as keys, got {T} and {S}")
-        if mask is not None or bias is not None or need_weights or impl == "math":
+        if impl == "math" or mask is not None or bias is not None or need_weights:
             mask, is_causal = combine(mask, causal_mask(T, S, device=q.device)), False
-    if impl == "auto":
-        impl = pick_impl(q)
     if impl == "sdpa" and not need_weights:
         if is_causal:
             out = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p, is_causal=True)
@@ -94,8 +94,6 @@ def scaled_dot_product_attention(
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, dropout_p=dropout_p)
         record("softmax(QKᵀ/√d_k)V (fused SDPA)", out)
         return out, None
-    if is_causal:  # "auto" chose the math path
-        mask = causal_mask(q.shape[-2], k.shape[-2], device=q.device)
 
     # Why √d_k: for unit-variance q, k the dot product has variance d_k; unscaled, large d_k
     # pushes softmax into saturation where its gradients vanish (§3.2.1, footnote 4).
