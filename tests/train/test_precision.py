@@ -71,11 +71,12 @@ def test_the_probe_agrees_with_the_cpu_it_runs_on():
     slowdown = precision_module.cpu_bf16_slowdown()
     assert math.isfinite(slowdown) and slowdown > 0
     flags = cpu_flags() if platform.machine() in ("x86_64", "AMD64") else set()
-    # The unambiguous x86 cases: bf16 instructions (AMX tiles, or AVX-512's bf16 dot products:
-    # 0.29 measured on an AMD EPYC), or none at all; elsewhere (AVX-512 without BF16, ARM)
-    # either can happen.
+    # The unambiguous x86 cases: bf16 instructions (AMX tiles, or AVX-512's bf16 dot products),
+    # or none at all (emulated: 25-80x fp32's time); elsewhere (AVX-512 without BF16, ARM)
+    # either can happen. With bf16 instructions the probe is somewhere between AMX's ~0.3 and
+    # parity (0.84 seen on a CI machine with the flags), never emulation's crawl.
     if "amx_bf16" in flags or "avx512_bf16" in flags:
-        assert slowdown <= FAST_FRACTION, f"bf16 CPU, yet bf16 took {slowdown:.2f}× fp32's time"
+        assert slowdown < SLOW_FACTOR, f"bf16 CPU, yet bf16 took {slowdown:.2f}× fp32's time"
     elif flags and "avx2" in flags and "avx512f" not in flags:
         assert slowdown > SLOW_FACTOR, f"AVX2-only CPU, yet bf16 took {slowdown:.2f}× fp32's"
 

@@ -38,31 +38,40 @@ SLOW_FACTOR = 2.0
 _PROBE_SHAPE = (256, 256, 256)
 
 
-def _probe_seconds(dtype: torch.dtype, repeats: int) -> float:
-    """Best of `repeats` timings of one probe matmul in `dtype` on the CPU."""
+def _operands(dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
     m, k, n = _PROBE_SHAPE
     gen = torch.Generator().manual_seed(0)  # the global RNG stream stays untouched
-    a = torch.randn(m, k, generator=gen).to(dtype)
-    b = torch.randn(k, n, generator=gen).to(dtype)
-    a @ b  # first call: kernel selection, packing buffers
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        a @ b
-        best = min(best, time.perf_counter() - start)
-    return best
+    return torch.randn(m, k, generator=gen).to(dtype), torch.randn(k, n, generator=gen).to(dtype)
+
+
+def _seconds(a: torch.Tensor, b: torch.Tensor) -> float:
+    start = time.perf_counter()
+    a @ b
+    return time.perf_counter() - start
 
 
 @functools.cache
 def cpu_bf16_slowdown() -> float:
     """How many times longer a bf16 matmul takes than an fp32 one on this CPU (< 1: bf16 is
     faster). Measured once per process, on one thread: the ratio is a property of the core, and
-    a second thread only adds the wait for a busy core to the timings."""
+    a second thread only adds the wait for a busy core to the timings.
+
+    The two formats are timed in alternation and each keeps its best time, so a burst of load
+    from another process slows both rather than one; rounds go on until 20 are done or ~0.1 s is
+    spent (3 rounds where emulated bf16 takes ~30 ms a matmul)."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        fp32 = _probe_seconds(torch.float32, repeats=20)  # ~0.5 ms each without AMX
-        bf16 = _probe_seconds(torch.bfloat16, repeats=3)  # ~30 ms each where emulated
+        fp32_ops, bf16_ops = _operands(torch.float32), _operands(torch.bfloat16)
+        for a, b in (fp32_ops, bf16_ops):
+            a @ b  # first call: kernel selection, packing buffers
+        fp32 = bf16 = float("inf")
+        spent, rounds = 0.0, 0
+        while rounds < 20 and (rounds < 3 or spent < 0.1):
+            fp32_round, bf16_round = _seconds(*fp32_ops), _seconds(*bf16_ops)
+            fp32, bf16 = min(fp32, fp32_round), min(bf16, bf16_round)
+            spent += fp32_round + bf16_round
+            rounds += 1
     finally:
         torch.set_num_threads(threads)
     return bf16 / fp32
