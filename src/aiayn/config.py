@@ -50,7 +50,7 @@ def check_field_types(obj: Any, what: str) -> None:
         value = getattr(obj, f.name)
         why = _type_problem(value, hints[f.name])
         if why:
-            raise ConfigError(f"{what} field '{f.name}' = {value!r}: {why}")
+            raise ConfigError(f"{what} '{f.name}' = {value!r}: {why}")
 
 
 def _type_problem(value: Any, hint: Any) -> str | None:
@@ -119,7 +119,7 @@ class LayerConfig:
     )
 
     def __post_init__(self) -> None:
-        check_field_types(self, "layer")
+        check_field_types(self, "layer field")
 
         def bad(name: str, why: str) -> ConfigError:
             return ConfigError(f"layer field '{name}' = {getattr(self, name)!r}: {why}")
@@ -261,7 +261,7 @@ class ModelConfig(_FamilyConfig):
     extra: dict[str, Any] = field(default_factory=dict)  # free-form notes (e.g. preset name)
 
     def __post_init__(self) -> None:
-        check_field_types(self, "config")
+        check_field_types(self, "config field")
 
         def bad(name: str, why: str) -> ConfigError:
             return ConfigError(f"config field '{name}' = {getattr(self, name)!r}: {why}")
@@ -310,7 +310,7 @@ class DecoderOnlyConfig(_FamilyConfig):
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        check_field_types(self, "config")
+        check_field_types(self, "config field")
         for name in ("vocab_size", "n_layers", "max_len"):
             if getattr(self, name) <= 0:
                 raise ConfigError(

@@ -13,11 +13,12 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_model, save_model
 from torch import nn
 
 from aiayn.config import load_config
+from aiayn.devices import resolve_device
 from aiayn.errors import ConfigError
 from aiayn.io import atomic_path
 from aiayn.models.decoder_only import DecoderOnly
@@ -64,16 +65,39 @@ def run_dir_of_checkpoint(directory: str | os.PathLike) -> Path | None:
 def load_pretrained(directory: str | os.PathLike, device: str | torch.device = "cpu") -> Any:
     """Rebuild the model saved in `directory` by `save_pretrained` (or a run's checkpoint
     directory), in eval mode, as the class its config's `arch` names."""
+    device = resolve_device(device)
     directory = Path(directory)
     if not directory.is_dir():
         raise ConfigError(f"{directory}: no such model directory")
-    config = load_config((run_dir_of_checkpoint(directory) or directory) / CONFIG_NAME)
+    config_path = (run_dir_of_checkpoint(directory) or directory) / CONFIG_NAME
+    config = load_config(config_path)
     weights = directory / WEIGHTS_NAME
     if not weights.is_file():
         raise ConfigError(f"{weights}: weights file missing; was the model saved completely?")
     model = ARCHITECTURES[config.arch](config)
     try:
+        mismatch = _shape_mismatch(model, weights)
+        if mismatch:
+            raise ConfigError(f"{weights} does not fit {config_path}: {mismatch}")
         load_model(model, weights, device=str(device))
     except (RuntimeError, OSError, SafetensorError) as err:
         raise ConfigError(f"{weights}: cannot load weights ({err})") from None
     return model.to(device).eval()
+
+
+def _shape_mismatch(model: nn.Module, weights: Path) -> str | None:
+    """One line on how the tensors in `weights` differ from those `model` (built from the
+    config) expects, or None where every shape fits. load_model's own message lists every
+    tensor, dozens of lines that read as if the weights were at fault."""
+    expected = {name: tuple(t.shape) for name, t in model.state_dict().items()}
+    with safe_open(str(weights), framework="pt") as f:
+        stored = {name: tuple(f.get_slice(name).get_shape()) for name in f.keys()}  # noqa: SIM118 (a safe_open is no dict)
+    differ = [name for name in expected if name in stored and stored[name] != expected[name]]
+    if not differ:
+        return None  # missing or extra tensors (tied aliases among them): load_model decides
+    first = differ[0]
+    return (
+        f"{len(differ)} tensor(s) have other shapes (first: {first}: the config builds "
+        f"{expected[first]}, the file holds {stored[first]}); the config.json is not the one "
+        "these weights were trained with: restore it, or copy the model directory whole"
+    )

@@ -11,7 +11,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from aiayn.config import SCHEMA_VERSION, option
+from aiayn.config import SCHEMA_VERSION, check_field_types, option
 from aiayn.errors import ConfigError
 
 Schedule = Literal["noam", "inverse_sqrt", "cosine", "constant"]
@@ -137,6 +137,9 @@ class TrainConfig:
         def bad(name: str, why: str) -> ConfigError:
             return ConfigError(f"training option '{name}' = {getattr(self, name)!r}: {why}")
 
+        check_field_types(self, "training option")
+        if self.peak_lr <= 0:
+            raise bad("peak_lr", "must be positive")
         for name in ("warmup_steps", "update_freq", "log_every"):
             if getattr(self, name) <= 0:
                 raise bad(name, "must be positive")

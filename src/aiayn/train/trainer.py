@@ -23,6 +23,7 @@ from typing import Any, Protocol
 import torch
 from torch import nn
 
+from aiayn.devices import resolve_device
 from aiayn.errors import ConfigError
 from aiayn.io import atomic_write_text
 from aiayn.train import checkpoint as ckpt
@@ -131,7 +132,7 @@ class Trainer:
         self.d_model = d_model
         self.out_dir = Path(out_dir)
         self.ckpt_dir = self.out_dir / ckpt.CHECKPOINTS_DIR
-        self.device = _pick_device(config.device)
+        self.device = resolve_device(config.device, "training option 'device' =")
         self.dist = dist_utils.init_distributed(self.device)
         if self.dist.enabled and self.device.type == "cuda":
             self.device = torch.device("cuda", self.dist.local_rank)
@@ -633,12 +634,6 @@ class _Window:
             "lr": f"{s['lr']:.2e}",
             "tok/s": f"{s['tokens_per_s']:.0f}",
         }
-
-
-def _pick_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
 
 
 def _build_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
