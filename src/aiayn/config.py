@@ -71,7 +71,7 @@ def _type_problem(value: Any, hint: Any) -> str | None:
         return None if ok else "must be an integer"
     if hint is float:
         ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-        return None if ok else "must be a number"
+        return None if ok and value == value else "must be a number"  # NaN != NaN
     if hint is str:
         return None if isinstance(value, str) else "must be a string"
     if dataclasses.is_dataclass(hint):

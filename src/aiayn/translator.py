@@ -8,6 +8,7 @@ than the model accepts is cut to fit, with a warning, never a crash. Several mod
 from __future__ import annotations
 
 import logging
+import math
 import os
 from collections.abc import Sequence
 
@@ -81,6 +82,11 @@ def translate_sentences(
 ) -> list[str]:
     """Batched translation, sorted by length for little padding, returned in input order."""
     from aiayn.decode import generate
+
+    if not 0.0 <= alpha < math.inf:  # NaN ranks every hypothesis equal; < 0 favours the shortest
+        raise ConfigError(f"length penalty alpha = {alpha}: must be a number >= 0 (0.6: the paper)")
+    if beam < 1 or batch_size < 1:
+        raise ConfigError(f"beam = {beam}, batch_size = {batch_size}: both must be at least 1")
 
     was_training = model.training
     model.eval()

@@ -34,9 +34,13 @@ def add_evaluate_parser(sub) -> None:
         "convention), the sentence count and the seconds taken.",
     )
     _model_flag(p)
-    p.add_argument("--src", required=True, help="source sentences, one per line (.gz ok)")
-    p.add_argument("--ref", required=True, help="reference translations, line by line")
-    p.add_argument("--output", help="also write the translations to this file")
+    p.add_argument(
+        "--src", required=True, help="source sentences, one per line (.gz ok; - = stdin)"
+    )
+    p.add_argument("--ref", required=True, help="reference translations, line by line (- = stdin)")
+    p.add_argument(
+        "--output", help="also write the translations to this file (never --src or --ref)"
+    )
     _decoding_flags(p)
     p.set_defaults(run=run_evaluate)
 
@@ -46,6 +50,15 @@ def positive_int(text: str) -> int:
     value = int(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def length_penalty_alpha(text: str) -> float:
+    """argparse type: a finite α ≥ 0 (NaN would rank every hypothesis equal, a negative α
+    favours the shortest: repetitions and empty lines)."""
+    value = float(text)
+    if not 0.0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a number >= 0, got {text}")
     return value
 
 
@@ -65,7 +78,7 @@ def _decoding_flags(p: argparse.ArgumentParser) -> None:
         "--beam", type=positive_int, default=4, help="beam size; 1 = greedy (default: 4)"
     )
     p.add_argument(
-        "--alpha", type=float, default=0.6,
+        "--alpha", type=length_penalty_alpha, default=0.6,
         help="GNMT length penalty α; 0 = raw log-probability (default: 0.6, the paper's)",
     )  # fmt: skip
     p.add_argument(
@@ -75,13 +88,28 @@ def _decoding_flags(p: argparse.ArgumentParser) -> None:
 
 
 def _read_lines(path: str | None) -> list[str]:
-    if path is None:
-        text = sys.stdin.read()
-        lines = text.split("\n")
-        return lines[:-1] if text.endswith("\n") or not text else lines
+    """The lines of `path` (None or "-": standard input), bad UTF-8 named by line."""
     from aiayn.data.parallel import read_lines
 
-    return read_lines(path)
+    return read_lines("-" if path is None else path)
+
+
+def _check_output(path: str | None, inputs: dict[str, str | None]) -> None:
+    """Refuse, before any work, an --output that cannot be written or would destroy an
+    input (`inputs`: flag → the path it names)."""
+    if path is None:
+        return
+    out = Path(path)
+    if out.is_dir():
+        raise DataError(f"--output {path}: is a directory; name a file to write")
+    if not out.parent.is_dir():
+        raise DataError(f"--output {path}: directory {out.parent} does not exist; create it first")
+    for flag, given in inputs.items():
+        if given not in (None, "-") and out.exists() and out.samefile(given):
+            raise DataError(
+                f"--output {path} is the {flag} file; writing it would destroy it: name "
+                "another file"
+            )
 
 
 def _write_output(path: str, lines: list[str]) -> None:
@@ -93,6 +121,7 @@ def _write_output(path: str, lines: list[str]) -> None:
 def run_translate(args: argparse.Namespace) -> int:
     from aiayn.translator import translate
 
+    _check_output(args.output, {"--input": args.input})
     lines = _read_lines(args.input)
     outputs = translate(
         args.model, lines, beam=args.beam, alpha=args.alpha, device=args.device,
@@ -109,7 +138,12 @@ def run_evaluate(args: argparse.Namespace) -> int:
     from aiayn.evaluate import corpus_scores
     from aiayn.translator import translate
 
+    if args.src == args.ref == "-":
+        raise DataError("--src and --ref cannot both be - (standard input); name a file for one")
+    _check_output(args.output, {"--src": args.src, "--ref": args.ref})
     src, ref = _read_lines(args.src), _read_lines(args.ref)
+    if not src:
+        raise DataError(f"{args.src}: empty test set, nothing to evaluate; give source sentences")
     if len(src) != len(ref):
         raise DataError(
             f"{args.src} has {len(src)} lines but {args.ref} has {len(ref)}; "

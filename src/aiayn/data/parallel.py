@@ -16,10 +16,12 @@ are filtered, and both are counted in a `ReadStats` that the caller logs.
 from __future__ import annotations
 
 import gzip
+import io
 import os
+import sys
 import zlib
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from itertools import zip_longest
 from pathlib import Path
@@ -72,8 +74,16 @@ def _open_binary(path: Path) -> Iterator[BinaryIO]:
         yield f
 
 
-def _iter_lines(path: Path) -> Iterator[tuple[int, str]]:
-    """Yield (1-based line number, decoded line without its newline) from a UTF-8 file.
+def _stdin_bytes() -> BinaryIO:
+    """Standard input as bytes, so that its bad UTF-8 is reported as a file's is (a text
+    stream standing in for stdin, as in tests and notebooks, is re-encoded)."""
+    buffer = getattr(sys.stdin, "buffer", None)
+    return buffer if buffer is not None else io.BytesIO(sys.stdin.read().encode("utf-8"))
+
+
+def _iter_lines(path: Path | None) -> Iterator[tuple[int, str]]:
+    """Yield (1-based line number, decoded line without its newline) from a UTF-8 file
+    (None: standard input).
 
     Lines are split on b"\\n" in bytes and decoded one at a time. Decoding per line gives the line
     number of bad UTF-8, and splitting bytes (not `str.splitlines`) keeps U+2028, U+0085 and
@@ -81,14 +91,15 @@ def _iter_lines(path: Path) -> Iterator[tuple[int, str]]:
     A multi-byte UTF-8 sequence never contains byte 0x0A, so no character spans two lines.
     """
     lineno = 0
-    with _open_binary(path) as f:
+    name = "<stdin>" if path is None else path
+    with nullcontext(_stdin_bytes()) if path is None else _open_binary(path) as f:
         try:
             for lineno, raw in enumerate(f, start=1):
                 try:
                     line = raw.decode("utf-8")
                 except UnicodeDecodeError as e:
                     raise DataError(
-                        f"{path}:{lineno}: invalid UTF-8 ({e.reason} at byte {e.start} of the "
+                        f"{name}:{lineno}: invalid UTF-8 ({e.reason} at byte {e.start} of the "
                         "line); convert the file to UTF-8, e.g. iconv -f LATIN1 -t UTF-8"
                     ) from None
                 if lineno == 1:
@@ -97,7 +108,7 @@ def _iter_lines(path: Path) -> Iterator[tuple[int, str]]:
         except (OSError, EOFError, zlib.error) as e:
             # Truncated or corrupt gzip streams fail here, mid-iteration.
             raise DataError(
-                f"{path}:{lineno + 1}: cannot read ({e}); check the file is complete "
+                f"{name}:{lineno + 1}: cannot read ({e}); check the file is complete "
                 f"(for .gz: gzip -t {path})"
             ) from e
 
@@ -235,8 +246,11 @@ def filter_by_length(
 
 
 def read_lines(path: PathLike) -> list[str]:
-    """Every line of a UTF-8 text file (plain or .gz), empty ones included, without newlines.
+    """Every line of a UTF-8 text file (plain or .gz; "-": standard input), empty ones
+    included, without newlines.
 
     Raises `DataError` naming the file (missing) or the file and line (invalid UTF-8).
     """
+    if str(path) == "-":
+        return [line for _, line in _iter_lines(None)]
     return [line for _, line in _iter_lines(_check_file(path))]

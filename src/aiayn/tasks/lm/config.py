@@ -12,7 +12,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from aiayn.config import option
+from aiayn.config import check_field_types, option
 from aiayn.errors import ConfigError
 
 TokenizerKind = Literal["char", "bpe"]
@@ -54,6 +54,8 @@ class LMConfig:
     )
 
     def __post_init__(self) -> None:
+        check_field_types(self, "lm option")
+
         def bad(name: str, why: str) -> ConfigError:
             return ConfigError(f"lm option '{name}' = {getattr(self, name)!r}: {why}")
 

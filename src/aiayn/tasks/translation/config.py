@@ -13,7 +13,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from aiayn.config import option
+from aiayn.config import check_field_types, option
 from aiayn.errors import ConfigError
 
 Tokenizer = Literal["bpe", "wordpiece"]
@@ -103,6 +103,9 @@ class TranslationConfig:
         def bad(name: str, why: str) -> ConfigError:
             return ConfigError(f"translation option '{name}' = {getattr(self, name)!r}: {why}")
 
+        check_field_types(self, "translation option")
+        if self.max_len < 2:
+            raise bad("max_len", "must be at least 2 (a source token and </s>)")
         for name in ("vocab_size", "max_len", "max_tokens", "valid_beam"):
             if getattr(self, name) <= 0:
                 raise bad(name, "must be positive")

@@ -77,12 +77,25 @@ def prepare_data(
     log.info("read %s / %s: %s", train_src, train_tgt, stats)
     if not pairs:
         raise ConfigError(f"{train_src}: no non-empty training pairs; check the files")
+    # Read before a tokenizer is trained, so an unusable validation set fails in seconds.
+    valid_pairs, _ = read_parallel(valid_src, valid_tgt)
+    if not valid_pairs:
+        raise ConfigError(
+            f"{valid_src}: no non-empty validation pairs; validation needs at least one "
+            "sentence pair (e.g. a few hundred held-out lines)"
+        )
     if tokenizers is None:
         tokenizers = train_tokenizers(train_src, train_tgt, vocab_size, joint, kind, lowercase)
-    train, stats = filter_by_length(encode_pairs(tokenizers, pairs), max_len - 1, stats=stats)
+    encoded = encode_pairs(tokenizers, pairs)
+    train, stats = filter_by_length(encoded, max_len - 1, stats=stats)
+    if not train:
+        shortest = min(max(len(s), len(t)) for s, t in encoded) + 1
+        raise ConfigError(
+            f"{train_src}: every training pair is longer than max_len={max_len} tokens (the "
+            f"shortest needs {shortest}, </s> included); raise --max-len"
+        )
     if stats.too_long:
         log.warning("%d training pairs longer than %d tokens were skipped", stats.too_long, max_len)
-    valid_pairs, _ = read_parallel(valid_src, valid_tgt)
     return TranslationData(
         tokenizers=tokenizers,
         train=train,
