@@ -76,7 +76,9 @@ def _type_problem(value: Any, hint: Any) -> str | None:
         return None if isinstance(value, str) else "must be a string"
     if dataclasses.is_dataclass(hint):
         return None if isinstance(value, hint) else f"must be a {hint.__name__}"
-    return None  # dict[str, Any] (free-form notes) and anything else: not checked
+    if origin is dict:  # free-form notes: any contents, but an object
+        return None if isinstance(value, dict) else "must be an object of name: value pairs"
+    return None
 
 
 @dataclass(frozen=True)
