@@ -194,3 +194,24 @@ def test_errors_blame_the_real_cause(data, tmp_path, capsys):
 def test_train_config_from_python_checks_types(field, value, why):
     with pytest.raises(ConfigError, match=f"training option '{field}' = .*: {why}"):
         TrainConfig(**{field: value})
+
+
+def test_a_model_of_the_wrong_family_is_named_with_its_command(model, data, tmp_path, capsys):
+    from aiayn.config import DecoderOnlyConfig
+
+    lm = tmp_path / "lm"
+    lm.mkdir()
+    DecoderOnlyConfig(vocab_size=50, n_layers=1).save(lm / "config.json")
+    for args in (
+        ["translate", "--model", lm, "--input", data / "test.en"],
+        ["evaluate", "--model", lm, "--src", data / "test.en", "--ref", data / "test.de"],
+        ["translate", "--model", model, lm, "--input", data / "test.en"],  # an ensemble
+        ["export", "--model", lm, "--out", tmp_path / "ct2"],
+    ):
+        code, _, err = run(capsys, *args)
+        assert code == 2
+        one_line_error(err, args[0], "holds a language model (aiayn generate), not a translation")
+    assert not (tmp_path / "ct2").exists()
+    code, _, err = run(capsys, "generate", "--model", model, "--prompt", "x")
+    assert code == 2
+    one_line_error(err, "generate", "holds a translation model (aiayn translate")

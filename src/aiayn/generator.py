@@ -38,25 +38,11 @@ def load_language_model(
         ConfigError: no such directory, or a model that is not a language model.
         DataError: no readable tokenizer there.
     """
-    from pathlib import Path
+    from aiayn.models.serialization import load_pretrained, require_arch
 
-    from aiayn.config import load_config
-    from aiayn.models.serialization import CONFIG_NAME, load_pretrained, run_dir_of_checkpoint
-
-    directory = Path(model_dir)
-    if not directory.is_dir():
-        raise ConfigError(f"{directory}: no such model directory")
-    home = run_dir_of_checkpoint(directory) or directory
-    if not (home / CONFIG_NAME).is_file():
-        raise ConfigError(f"{directory}: no {CONFIG_NAME}; is this a model directory?")
-    arch = load_config(home / CONFIG_NAME).arch
-    if arch != "decoder_only":
-        raise ConfigError(
-            f"{directory} holds a {arch} model, not a language model (decoder_only); "
-            "translate with it (aiayn translate), or train one with aiayn train lm"
-        )
+    home = require_arch(model_dir, "decoder_only")
     tokenizer = load_lm_tokenizer(home)
-    return load_pretrained(directory, device), tokenizer
+    return load_pretrained(model_dir, device), tokenizer
 
 
 def generate(

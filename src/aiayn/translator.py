@@ -17,7 +17,7 @@ import torch
 from aiayn.errors import ConfigError
 from aiayn.models.encoder_decoder import EncoderDecoder
 from aiayn.models.ensemble import Ensemble
-from aiayn.models.serialization import load_pretrained, run_dir_of_checkpoint
+from aiayn.models.serialization import load_pretrained, require_arch, run_dir_of_checkpoint
 from aiayn.tokenizers import TokenizerPair
 
 log = logging.getLogger(__name__)
@@ -35,12 +35,15 @@ def load_translator(
     their models must have been trained with the same tokenizer. A list of one is that one.
     """
     if isinstance(model_dir, (str, os.PathLike)):
+        require_arch(model_dir, "encoder_decoder")
         return load_pretrained(model_dir, device), _load_tokenizers(model_dir)
     dirs = list(model_dir)
     if not dirs:
         raise ConfigError("no model directory given")
     if len(dirs) == 1:
         return load_translator(dirs[0], device)
+    for directory in dirs:
+        require_arch(directory, "encoder_decoder")
     tokenizers = _load_tokenizers(dirs[0])
     for other in dirs[1:]:  # before loading any weights: the cheap check first
         if not _same_tokenizers(tokenizers, _load_tokenizers(other)):

@@ -46,7 +46,7 @@ import torch
 from aiayn.config import ModelConfig
 from aiayn.errors import ConfigError
 from aiayn.models.encoder_decoder import EncoderDecoder
-from aiayn.models.serialization import load_pretrained
+from aiayn.models.serialization import load_pretrained, require_arch
 from aiayn.nn.positional import sinusoid_table
 from aiayn.tokenizers import (
     BOS,
@@ -112,6 +112,7 @@ def export_ctranslate2(
         model_dir = Path(model_or_dir)
         if out_dir.resolve() in (model_dir.resolve(), *model_dir.resolve().parents):
             raise ValueError(f"{out_dir} would replace the model directory {model_dir}")
+        require_arch(model_dir, "encoder_decoder")  # CTranslate2's TransformerSpec
         model = load_pretrained(model_dir)
         src_vocab, tgt_vocab, tokenizer_files = _directory_vocabularies(model_dir, model.config)
     cfg = model.config

@@ -4,18 +4,29 @@ Loading never unpickles code: weights are safetensors, the config is JSON. Write
 temporary file first and are renamed into place, so an interrupted save leaves the previous
 files intact. A checkpoint directory of a training run (`RUN/checkpoints/step_N`) holds
 weights only and loads with the run's config (see `run_dir_of_checkpoint`).
+
+Every weights file aiayn writes (`save_weights`) carries a SHA-256 of its tensors in the
+safetensors header's metadata (`DIGEST_KEY`), checked on load (`verify_weights`): a flipped
+bit in a copied file fails loudly instead of translating slightly worse. Files from before the
+digest load unchecked.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
 from safetensors import SafetensorError, safe_open
-from safetensors.torch import load_model, save_model
-from torch import nn
+
+# _remove_duplicate_names: save_model's own choice of which tied name to keep (private, but
+# the only way to write exactly the tensors save_model would and digest them first)
+from safetensors.torch import _remove_duplicate_names, load_model, save_file
+from torch import Tensor, nn
 
 from aiayn.config import load_config
 from aiayn.devices import resolve_device
@@ -33,6 +44,8 @@ ARCHITECTURES: dict[str, type[nn.Module]] = {
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
 CHECKPOINTS_DIR = "checkpoints"  # a training run's checkpoints: RUN/checkpoints/step_N
+#: The safetensors metadata key of the weights' digest (`weights_digest`).
+DIGEST_KEY = "aiayn.weights_sha256"
 
 
 def save_pretrained(model: nn.Module, directory: str | os.PathLike) -> Path:
@@ -40,9 +53,91 @@ def save_pretrained(model: nn.Module, directory: str | os.PathLike) -> Path:
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     with atomic_path(directory / WEIGHTS_NAME) as tmp:
-        save_model(model, str(tmp))  # save_model (not save_file) drops tied weights' aliases
+        save_weights(model, tmp)
     model.config.save(directory / CONFIG_NAME)
     return directory
+
+
+def save_weights(weights: nn.Module | Mapping[str, Tensor], path: str | os.PathLike) -> None:
+    """Write a model's weights (or a dict of tensors) to `path` as safetensors, with their
+    digest in the file's metadata. Written in place: the caller picks a temporary path.
+
+    A model is saved as `safetensors.torch.save_model` saves it: tied weights once, under the
+    name it keeps (so `load_model` restores the aliases), the dropped names in the metadata.
+    """
+    metadata: dict[str, str] = {}
+    if isinstance(weights, nn.Module):
+        state = weights.state_dict()
+        for kept, aliases in _remove_duplicate_names(state).items():
+            for alias in aliases:
+                metadata[alias] = kept
+                del state[alias]
+    else:
+        state = dict(weights)
+    tensors = {name: t.detach().contiguous() for name, t in state.items()}
+    metadata[DIGEST_KEY] = weights_digest(tensors)
+    save_file(tensors, str(path), metadata=metadata)
+
+
+def weights_digest(tensors: Mapping[str, Tensor]) -> str:
+    """SHA-256 over the tensors in name order: each one's name, dtype, shape and bytes. It
+    depends on the values alone, not on how a file lays them out, so the digest of a state
+    dict before saving equals the digest of the tensors read back from the file."""
+    h = hashlib.sha256()
+    for name in sorted(tensors):
+        _digest_tensor(h, name, tensors[name])
+    return h.hexdigest()
+
+
+def _digest_tensor(h: Any, name: str, tensor: Tensor) -> None:
+    head = [name, str(tensor.dtype).removeprefix("torch."), list(tensor.shape)]
+    h.update(json.dumps(head).encode() + b"\n")
+    data = tensor.detach().to("cpu").contiguous().reshape(-1).view(torch.uint8)
+    h.update(data.numpy())
+
+
+def verify_weights(path: str | os.PathLike) -> bool:
+    """Check the tensors in safetensors file `path` against the digest in its metadata: True
+    if they match, False if the file has no digest (written before aiayn kept one). Reads one
+    tensor at a time. Raises ConfigError naming the file when they differ."""
+    with safe_open(str(path), framework="pt") as f:
+        expected = (f.metadata() or {}).get(DIGEST_KEY)
+        if expected is None:
+            return False
+        h = hashlib.sha256()
+        for name in sorted(f.keys()):
+            _digest_tensor(h, name, f.get_tensor(name))
+    if h.hexdigest() != expected:
+        raise ConfigError(
+            f"{path}: weights are corrupt: checksum mismatch (the tensors differ from those "
+            "written); re-copy or re-export the model"
+        )
+    return True
+
+
+#: What each family is for, to point a user who gave the wrong kind of model at the right command.
+_ARCH_USE = {
+    "encoder_decoder": "a translation model (aiayn translate, aiayn evaluate)",
+    "decoder_only": "a language model (aiayn generate)",
+}
+
+
+def require_arch(directory: str | os.PathLike, arch: str) -> Path:
+    """The directory holding the config of the model in `directory` (itself, or the run of a
+    checkpoint directory), after checking its family is `arch`: ConfigError saying what the
+    model is and which command takes it otherwise. Reads the config only: no weights."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise ConfigError(f"{directory}: no such model directory")
+    home = run_dir_of_checkpoint(directory) or directory
+    if not (home / CONFIG_NAME).is_file():
+        raise ConfigError(f"{directory}: no {CONFIG_NAME}; is this a model directory?")
+    found = load_config(home / CONFIG_NAME).arch
+    if found != arch:
+        raise ConfigError(
+            f"{directory} holds {_ARCH_USE.get(found, found)}, not {_ARCH_USE.get(arch, arch)}"
+        )
+    return home
 
 
 def run_dir_of_checkpoint(directory: str | os.PathLike) -> Path | None:
@@ -79,6 +174,7 @@ def load_pretrained(directory: str | os.PathLike, device: str | torch.device = "
         mismatch = _shape_mismatch(model, weights)
         if mismatch:
             raise ConfigError(f"{weights} does not fit {config_path}: {mismatch}")
+        verify_weights(weights)
         load_model(model, weights, device=str(device))
     except (RuntimeError, OSError, SafetensorError) as err:
         raise ConfigError(f"{weights}: cannot load weights ({err})") from None
