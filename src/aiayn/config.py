@@ -323,10 +323,65 @@ class DecoderOnlyConfig(_FamilyConfig):
             raise ConfigError(f"config field 'pad_id' = {self.pad_id}: must be a valid token id")
 
 
+Pooling = Literal["cls", "mean"]
+
+
+@dataclass(frozen=True)
+class EncoderOnlyConfig(_FamilyConfig):
+    """An encoder-only model (BERT; `arch` "encoder_only"): bidirectional self-attention
+    blocks, a masked-LM head tied to the token embedding, and optionally a classification head.
+    Defaults are BERT-base's switches (post-LN, erf-GELU, learned positions, segment
+    embeddings, a LayerNorm on the embeddings, LayerNorm ε 1e-12); `presets.bert_base()` is
+    BERT-base itself."""
+
+    arch: ClassVar[str] = "encoder_only"
+
+    vocab_size: int = 30522
+    n_layers: int = 12
+    layer: LayerConfig = field(
+        default_factory=lambda: LayerConfig(
+            d_model=768, n_heads=12, d_ff=3072, activation="gelu", attention_dropout=0.1,
+            layer_norm_eps=1e-12,
+        )
+    )  # fmt: skip
+    positional: Positional = "learned"  # BERT: learned absolute positions
+    max_len: int = 512  # the longest input, [CLS] and [SEP]s included
+    #: Segment (token type) embeddings: sentence A and B of a pair; 0 = none (RoBERTa-style
+    #: single segment is 1).
+    type_vocab_size: int = 2
+    #: LayerNorm over token + position + segment embeddings before the first block (BERT).
+    embed_norm: bool = True
+    scale_embeddings: bool = False  # BERT does not multiply embeddings by √d_model
+    #: Classes of the classification head; 0 = no head (a pretraining/MLM-only model).
+    num_labels: int = 0
+    #: What the classifier reads: "cls" = BERT's pooler, tanh(W·h_[CLS] + b); "mean" = the
+    #: mean of the real tokens' final vectors (Sentence-BERT), no pooler.
+    pooling: Pooling = "cls"
+    pad_id: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        check_field_types(self, "config field")
+        for name in ("vocab_size", "n_layers", "max_len"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(
+                    f"config field '{name}' = {getattr(self, name)!r}: must be a positive integer"
+                )
+        for name in ("type_vocab_size", "num_labels"):
+            if getattr(self, name) < 0:
+                raise ConfigError(
+                    f"config field '{name}' = {getattr(self, name)!r}: must be >= 0 (0 = none)"
+                )
+        self._check_common()
+        if not 0 <= self.pad_id < self.vocab_size:
+            raise ConfigError(f"config field 'pad_id' = {self.pad_id}: must be a valid token id")
+
+
 #: Every family's config class by its `arch` name (a plain dict: adding a family is one line).
 CONFIGS: dict[str, type[_FamilyConfig]] = {
     ModelConfig.arch: ModelConfig,
     DecoderOnlyConfig.arch: DecoderOnlyConfig,
+    EncoderOnlyConfig.arch: EncoderOnlyConfig,
 }
 
 

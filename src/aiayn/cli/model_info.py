@@ -1,5 +1,5 @@
 """`aiayn model-info`: parameters, FLOPs per token and a shape trace of a preset or a model
-directory, for every family (encoder-decoder, decoder-only)."""
+directory, for every family (encoder-decoder, decoder-only, encoder-only)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import json
 
 
 def add_parser(sub) -> None:
-    from aiayn.models.presets import LM_PRESETS, PRESETS
+    from aiayn.models.presets import BERT_PRESETS, LM_PRESETS, PRESETS
 
     info = sub.add_parser(
         "model-info",
@@ -19,9 +19,10 @@ def add_parser(sub) -> None:
     )
     which = info.add_mutually_exclusive_group()
     which.add_argument(
-        "--preset", default="base", choices=[*PRESETS, *LM_PRESETS],
+        "--preset", default="base", choices=[*PRESETS, *LM_PRESETS, *BERT_PRESETS],
         help="model size: tiny/small fit a CPU, base/big are the paper's; gpt-mini, baby-gpt "
-        "and gpt2 (GPT-2 small) are decoder-only (default: base)",
+        "and gpt2 (GPT-2 small) are decoder-only; bert-tiny, bert-mini, bert-small and "
+        "bert-base are encoder-only (default: base)",
     )  # fmt: skip
     which.add_argument(
         "--model", metavar="DIR", default=None,
@@ -89,6 +90,12 @@ def _describe(label: str, cfg) -> str:
             f"{label}: decoder-only, {cfg.n_layers} layers, {common}, vocab {cfg.vocab_size}, "
             f"context {cfg.max_len}, {'tied' if cfg.tie_embeddings else 'separate'} output"
         )
+    if cfg.arch == "encoder_only":
+        head = f"{cfg.num_labels}-class head ({cfg.pooling})" if cfg.num_labels else "no classifier"
+        return (
+            f"{label}: encoder-only, {cfg.n_layers} layers, {common}, vocab {cfg.vocab_size}, "
+            f"{cfg.max_len} positions, {cfg.type_vocab_size} segments, tied MLM head, {head}"
+        )
     return (
         f"{label}: encoder-decoder, {cfg.n_encoder_layers}+{cfg.n_decoder_layers} layers, "
         f"{common}, vocab {cfg.src_vocab_size}/{cfg.tgt_vocab_size}, "
@@ -103,7 +110,7 @@ def run(args: argparse.Namespace) -> int:
     from aiayn.models.serialization import ARCHITECTURES
 
     label, cfg = _load(args)
-    lm = cfg.arch == "decoder_only"
+    lm = cfg.arch != "encoder_decoder"  # one sequence, not a source and a target
     with torch.device("meta"):  # count parameters without allocating them
         params = parameter_breakdown(ARCHITECTURES[cfg.arch](cfg))
     flops = flops_per_token(cfg, args.flops_len)

@@ -3,6 +3,7 @@
 from aiayn.models import presets
 from aiayn.models.decoder_only import DecoderOnly
 from aiayn.models.encoder_decoder import AttentionMaps, Decoder, Encoder, EncoderDecoder
+from aiayn.models.encoder_only import EncoderOnly
 from aiayn.models.serialization import ARCHITECTURES, load_pretrained, save_pretrained
 
 __all__ = [
@@ -12,6 +13,7 @@ __all__ = [
     "DecoderOnly",
     "Encoder",
     "EncoderDecoder",
+    "EncoderOnly",
     "load_pretrained",
     "presets",
     "save_pretrained",

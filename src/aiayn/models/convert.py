@@ -1,5 +1,9 @@
 """Converters from other libraries' weights into aiayn models.
 
+`from_hf_bert` does the same for BERT (`BertForMaskedLM`, `BertForSequenceClassification`,
+`BertModel`) into an `EncoderOnly`: BERT's linear maps are already nn.Linear's layout, so the
+conversion is renaming (table at `_bert_to_aiayn`).
+
 `from_hf_gpt2` turns a Hugging Face GPT-2 (`GPT2LMHeadModel`, `GPT2Model`, or their state
 dict) into a `DecoderOnly` that computes the same logits. GPT-2 is our decoder-only model with
 its switches set (`config_from_hf_gpt2`): pre-LN, tanh-GELU, learned positions, biases, the
@@ -33,9 +37,10 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from aiayn.config import DecoderOnlyConfig
+from aiayn.config import DecoderOnlyConfig, EncoderOnlyConfig
 from aiayn.errors import ConfigError
 from aiayn.models.decoder_only import DecoderOnly
+from aiayn.models.encoder_only import EncoderOnly
 
 log = logging.getLogger(__name__)
 
@@ -154,76 +159,87 @@ def _gpt2_state_dict(source: Any) -> dict[str, Tensor]:
     return out
 
 
-def _gpt2_to_aiayn(state: dict[str, Tensor], cfg: DecoderOnlyConfig) -> dict[str, Tensor]:
-    """Rename and re-lay GPT-2's tensors as DecoderOnly's state dict."""
-    D = cfg.d_model
-    taken: set[str] = set()
+class _Source:
+    """Another library's tensors by name, each taken at most once with its shape checked, so
+    a conversion fails loudly on a missing, misshapen or left-over tensor."""
 
-    def take(key: str) -> Tensor:
-        if key not in state:
-            raise ConfigError(f"GPT-2 weights: '{key}' missing; is this a GPT-2 state dict?")
-        taken.add(key)
-        return state[key]
+    def __init__(self, state: Mapping[str, Tensor], family: str) -> None:
+        self.state, self.family = state, family
+        self.taken: set[str] = set()
 
-    def expect_shape(key: str, tensor: Tensor, shape: tuple[int, ...]) -> Tensor:
+    def __contains__(self, key: str) -> bool:
+        return key in self.state
+
+    def take(self, key: str, shape: tuple[int, ...]) -> Tensor:
+        if key not in self.state:
+            raise ConfigError(
+                f"{self.family} weights: '{key}' missing; is this a {self.family} state dict?"
+            )
+        self.taken.add(key)
+        tensor = self.state[key]
         if tuple(tensor.shape) != shape:
             raise ConfigError(
-                f"GPT-2 weights: '{key}' has shape {tuple(tensor.shape)}, the config implies "
-                f"{shape}; do the weights and the config belong together?"
+                f"{self.family} weights: '{key}' has shape {tuple(tensor.shape)}, the config "
+                f"implies {shape}; do the weights and the config belong together?"
             )
         return tensor
 
+    def check_all_taken(self, hint: str) -> None:
+        unused = sorted(set(self.state) - self.taken)
+        if unused:
+            shown = ", ".join(unused[:5]) + (" …" if len(unused) > 5 else "")
+            raise ConfigError(
+                f"{self.family} weights: {len(unused)} tensor(s) the config does not account "
+                f"for ({shown}); {hint}"
+            )
+
+
+def _gpt2_to_aiayn(state: dict[str, Tensor], cfg: DecoderOnlyConfig) -> dict[str, Tensor]:
+    """Rename and re-lay GPT-2's tensors as DecoderOnly's state dict."""
+    D = cfg.d_model
+    src = _Source(state, "GPT-2")
+
     def conv1d(key: str, n_in: int, n_out: int) -> tuple[Tensor, Tensor]:
         """A Conv1D's (in, out) weight as nn.Linear's (out, in), and its bias."""
-        w = expect_shape(key + ".weight", take(key + ".weight"), (n_in, n_out))
-        b = expect_shape(key + ".bias", take(key + ".bias"), (n_out,))
-        return w.t(), b
+        return src.take(key + ".weight", (n_in, n_out)).t(), src.take(key + ".bias", (n_out,))
 
-    def norm(src: str, dst: str) -> None:
-        out[dst + ".weight"] = expect_shape(src + ".weight", take(src + ".weight"), (D,))
-        out[dst + ".bias"] = expect_shape(src + ".bias", take(src + ".bias"), (D,))
+    def norm(key: str, dst: str) -> None:
+        out[dst + ".weight"] = src.take(key + ".weight", (D,))
+        out[dst + ".bias"] = src.take(key + ".bias", (D,))
 
     out: dict[str, Tensor] = {}
-    wte = expect_shape("wte.weight", take("wte.weight"), (cfg.vocab_size, D))
+    wte = src.take("wte.weight", (cfg.vocab_size, D))
     out["decoder.embed.weight"] = wte
-    out["decoder.positional.weight"] = expect_shape(
-        "wpe.weight", take("wpe.weight"), (cfg.max_len, D)
-    )
+    out["decoder.positional.weight"] = src.take("wpe.weight", (cfg.max_len, D))
     for i in range(cfg.n_layers):
-        src, dst = f"h.{i}", f"decoder.layers.{i}"
-        norm(f"{src}.ln_1", f"{dst}.res_self.norm")
-        w, b = conv1d(f"{src}.attn.c_attn", D, 3 * D)  # w: (3D, D), rows [Q; K; V]
+        hf, dst = f"h.{i}", f"decoder.layers.{i}"
+        norm(f"{hf}.ln_1", f"{dst}.res_self.norm")
+        w, b = conv1d(f"{hf}.attn.c_attn", D, 3 * D)  # w: (3D, D), rows [Q; K; V]
         for name, w_part, b_part in zip(
             ("w_q", "w_k", "w_v"), w.split(D, dim=0), b.split(D), strict=True
         ):
             out[f"{dst}.self_attn.{name}.weight"] = w_part
             out[f"{dst}.self_attn.{name}.bias"] = b_part
-        w, b = conv1d(f"{src}.attn.c_proj", D, D)
+        w, b = conv1d(f"{hf}.attn.c_proj", D, D)
         out[f"{dst}.self_attn.w_o.weight"], out[f"{dst}.self_attn.w_o.bias"] = w, b
-        norm(f"{src}.ln_2", f"{dst}.res_ffn.norm")
-        w, b = conv1d(f"{src}.mlp.c_fc", D, cfg.layer.d_ff)
+        norm(f"{hf}.ln_2", f"{dst}.res_ffn.norm")
+        w, b = conv1d(f"{hf}.mlp.c_fc", D, cfg.layer.d_ff)
         out[f"{dst}.ffn.w_1.weight"], out[f"{dst}.ffn.w_1.bias"] = w, b
-        w, b = conv1d(f"{src}.mlp.c_proj", cfg.layer.d_ff, D)
+        w, b = conv1d(f"{hf}.mlp.c_proj", cfg.layer.d_ff, D)
         out[f"{dst}.ffn.w_2.weight"], out[f"{dst}.ffn.w_2.bias"] = w, b
     norm("ln_f", "decoder.norm")
-    if "lm_head.weight" in state:
-        head = take("lm_head.weight")
+    if "lm_head.weight" in src:
+        head = src.take("lm_head.weight", (cfg.vocab_size, D))
         if cfg.tie_embeddings and not torch.equal(head, wte):
             raise ConfigError(
                 "GPT-2 weights: lm_head differs from wte but the config ties them "
                 "(tie_word_embeddings); pass the matching config"
             )
         if not cfg.tie_embeddings:
-            out["generator.weight"] = expect_shape("lm_head.weight", head, (cfg.vocab_size, D))
+            out["generator.weight"] = head
     elif not cfg.tie_embeddings:
         raise ConfigError("GPT-2 weights: untied config but no 'lm_head.weight' in the weights")
-    unused = sorted(set(state) - taken)
-    if unused:
-        shown = ", ".join(unused[:5]) + (" …" if len(unused) > 5 else "")
-        raise ConfigError(
-            f"GPT-2 weights: {len(unused)} tensor(s) the config does not account for ({shown}); "
-            "does the config's n_layer match the weights?"
-        )
+    src.check_all_taken("does the config's n_layer match the weights?")
     return out
 
 
@@ -250,4 +266,148 @@ def from_hf_gpt2(
     return model.eval()
 
 
-__all__ = ["config_from_hf_gpt2", "from_hf_gpt2"]
+# --- BERT ---------------------------------------------------------------------------------------
+
+#: BERT's `hidden_act` names -> ours ("gelu" is the exact erf form in BERT and here).
+_BERT_ACTIVATIONS = {"gelu": "gelu", "gelu_new": "gelu_tanh", "relu": "relu"}
+#: Buffers, not weights, that some BERT checkpoints carry.
+_BERT_BUFFERS = ("embeddings.position_ids", "embeddings.token_type_ids")
+
+
+def config_from_hf_bert(hf_config: Any, num_labels: int = 0, **overrides: Any) -> EncoderOnlyConfig:
+    """The `EncoderOnlyConfig` of a BERT config (a `BertConfig` or its config.json dict).
+
+    `num_labels`: classes of the classification head (0: none). `overrides` replace any field.
+    """
+    position = _field(hf_config, "position_embedding_type", "absolute")
+    if position != "absolute":
+        raise ConfigError(
+            f"BERT config field 'position_embedding_type' = {position!r} is not supported: "
+            "aiayn's BERT has learned absolute positions"
+        )
+    if _field(hf_config, "is_decoder", False):
+        raise ConfigError("BERT config field 'is_decoder' = true: a causal BERT is not supported")
+    activation = _field(hf_config, "hidden_act", "gelu")
+    if activation not in _BERT_ACTIVATIONS:
+        raise ConfigError(
+            f"BERT config field 'hidden_act' = {activation!r} is not supported; supported: "
+            f"{', '.join(_BERT_ACTIVATIONS)}"
+        )
+    pad_id = _field(hf_config, "pad_token_id", 0)
+    fields = dict(
+        vocab_size=_field(hf_config, "vocab_size", 30522),
+        n_layers=_field(hf_config, "num_hidden_layers", 12),
+        d_model=_field(hf_config, "hidden_size", 768),
+        n_heads=_field(hf_config, "num_attention_heads", 12),
+        d_ff=_field(hf_config, "intermediate_size", 3072),
+        dropout=_field(hf_config, "hidden_dropout_prob", 0.1),
+        attention_dropout=_field(hf_config, "attention_probs_dropout_prob", 0.1),
+        activation=_BERT_ACTIVATIONS[activation],
+        norm_first=False,
+        layer_norm_eps=_field(hf_config, "layer_norm_eps", 1e-12),
+        bias=True,
+        positional="learned",
+        max_len=_field(hf_config, "max_position_embeddings", 512),
+        type_vocab_size=_field(hf_config, "type_vocab_size", 2),
+        embed_norm=True,
+        scale_embeddings=False,
+        num_labels=num_labels,
+        pooling="cls",
+        pad_id=pad_id if isinstance(pad_id, int) else 0,
+        extra={"converted_from": "huggingface bert"},
+    )
+    fields.update(overrides)
+    return EncoderOnlyConfig.create(**fields)
+
+
+def _bert_state_dict(source: Any) -> dict[str, Tensor]:
+    """BERT's tensors keyed as `BertModel` names them (the "bert." prefix of the task models
+    dropped; their heads, "cls." and "classifier.", kept), without buffers."""
+    state = source.state_dict() if hasattr(source, "state_dict") else dict(source)
+    out = {}
+    for key, value in state.items():
+        key = key.removeprefix("bert.")
+        if key not in _BERT_BUFFERS:
+            out[key] = value
+    return out
+
+
+def _bert_to_aiayn(state: dict[str, Tensor], cfg: EncoderOnlyConfig) -> dict[str, Tensor]:
+    """Rename BERT's tensors as EncoderOnly's state dict (nn.Linear layouts already agree)."""
+    D, F = cfg.d_model, cfg.layer.d_ff
+    src = _Source(state, "BERT")
+    out: dict[str, Tensor] = {}
+
+    def linear(key: str, dst: str, n_in: int, n_out: int) -> None:
+        out[dst + ".weight"] = src.take(key + ".weight", (n_out, n_in))
+        out[dst + ".bias"] = src.take(key + ".bias", (n_out,))
+
+    def norm(key: str, dst: str) -> None:
+        out[dst + ".weight"] = src.take(key + ".weight", (D,))
+        out[dst + ".bias"] = src.take(key + ".bias", (D,))
+
+    emb = "embeddings"
+    out["encoder.embed.weight"] = src.take(f"{emb}.word_embeddings.weight", (cfg.vocab_size, D))
+    out["encoder.positional.weight"] = src.take(f"{emb}.position_embeddings.weight",
+                                                (cfg.max_len, D))  # fmt: skip
+    out["segments.weight"] = src.take(f"{emb}.token_type_embeddings.weight",
+                                      (cfg.type_vocab_size, D))  # fmt: skip
+    norm(f"{emb}.LayerNorm", "encoder.embed_norm")
+    for i in range(cfg.n_layers):
+        hf, dst = f"encoder.layer.{i}", f"encoder.layers.{i}"
+        for name, ours in (("query", "w_q"), ("key", "w_k"), ("value", "w_v")):
+            linear(f"{hf}.attention.self.{name}", f"{dst}.self_attn.{ours}", D, D)
+        linear(f"{hf}.attention.output.dense", f"{dst}.self_attn.w_o", D, D)
+        norm(f"{hf}.attention.output.LayerNorm", f"{dst}.res_self.norm")
+        linear(f"{hf}.intermediate.dense", f"{dst}.ffn.w_1", D, F)
+        linear(f"{hf}.output.dense", f"{dst}.ffn.w_2", F, D)
+        norm(f"{hf}.output.LayerNorm", f"{dst}.res_ffn.norm")
+    if "cls.predictions.transform.dense.weight" in src:  # an MLM head (else ours starts fresh)
+        linear("cls.predictions.transform.dense", "mlm.dense", D, D)
+        norm("cls.predictions.transform.LayerNorm", "mlm.norm")
+        out["mlm.bias"] = src.take("cls.predictions.bias", (cfg.vocab_size,))
+        for key in ("cls.predictions.decoder.weight", "cls.predictions.decoder.bias"):
+            if key in src:  # aliases of the word embeddings and cls.predictions.bias
+                tied = src.take(key, tuple(state[key].shape))
+                expected = out["encoder.embed.weight" if key.endswith("weight") else "mlm.bias"]
+                if not torch.equal(tied, expected):
+                    raise ConfigError(f"BERT weights: '{key}' is not tied; aiayn's MLM head is")
+    if cfg.num_labels:
+        if cfg.pooling == "cls":
+            linear("pooler.dense", "pooler.dense", D, D)
+        linear("classifier", "classifier", D, cfg.num_labels)
+    elif "pooler.dense.weight" in src:  # BertModel's pooler, unused without a classifier
+        src.take("pooler.dense.weight", (D, D))
+        src.take("pooler.dense.bias", (D,))
+    src.check_all_taken("does the config's num_hidden_layers (or num_labels) match?")
+    return out
+
+
+def from_hf_bert(
+    hf_model_or_state_dict: Any, hf_config: Any = None, **overrides: Any
+) -> EncoderOnly:
+    """An `EncoderOnly` with a Hugging Face BERT's weights, in eval mode (same outputs).
+
+    `hf_model_or_state_dict`: a `BertForMaskedLM`, `BertForSequenceClassification`,
+    `BertForPreTraining` (its next-sentence head is dropped) or `BertModel`, or a state dict of
+    one. `hf_config`: its `BertConfig` or config.json dict; defaults to the model's `.config`.
+    The classification head comes over when the weights have one ("classifier.weight");
+    without an MLM head in the weights, the MLM head starts freshly initialised.
+    """
+    if hf_config is None:
+        hf_config = getattr(hf_model_or_state_dict, "config", None)
+        if hf_config is None:
+            raise ConfigError("from_hf_bert: pass hf_config along with a state dict")
+    state = _bert_state_dict(hf_model_or_state_dict)
+    state = {k: v for k, v in state.items() if not k.startswith("cls.seq_relationship")}
+    num_labels = state["classifier.weight"].shape[0] if "classifier.weight" in state else 0
+    cfg = config_from_hf_bert(hf_config, **{"num_labels": num_labels, **overrides})
+    converted = _bert_to_aiayn(state, cfg)
+    model = EncoderOnly(cfg).to(converted["encoder.embed.weight"].dtype)
+    converted["mlm.weight"] = converted["encoder.embed.weight"]  # one tensor, named twice
+    with torch.no_grad():  # parts the weights lack (an MLM head) keep their initial values
+        model.load_state_dict({**model.state_dict(), **converted}, strict=True)
+    return model.eval()
+
+
+__all__ = ["config_from_hf_bert", "config_from_hf_gpt2", "from_hf_bert", "from_hf_gpt2"]

@@ -12,12 +12,14 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import Tensor, nn
 
-from aiayn.config import DecoderOnlyConfig, ModelConfig
+from aiayn.config import DecoderOnlyConfig, EncoderOnlyConfig, ModelConfig
 from aiayn.models.serialization import ARCHITECTURES
 from aiayn.nn.stack import Stack
 from aiayn.nn.trace import TraceStep, shape_trace
 
-AnyConfig = ModelConfig | DecoderOnlyConfig
+AnyConfig = ModelConfig | DecoderOnlyConfig | EncoderOnlyConfig
+#: Attributes that hold a model's output heads, counted together as "output".
+_HEADS = ("generator", "mlm", "pooler", "classifier")
 
 
 def parameter_breakdown(model: nn.Module) -> dict[str, int]:
@@ -37,10 +39,11 @@ def parameter_breakdown(model: nn.Module) -> dict[str, int]:
         return total
 
     stacks = [m for m in model.children() if isinstance(m, Stack)]
-    parts = {"embeddings": count(*(m for st in stacks for m in (st.embed, st.positional)))}
+    embeddings = [m for st in stacks for m in (st.embed, st.positional, st.embed_norm)]
+    parts = {"embeddings": count(*embeddings, getattr(model, "segments", None))}
     for st in stacks:
         parts[st.name] = count(st.layers, st.norm)
-    parts["output"] = count(getattr(model, "generator", None))
+    parts["output"] = count(*(getattr(model, name, None) for name in _HEADS))
     other = count(model)
     if other:
         parts["other"] = other
@@ -140,6 +143,22 @@ def estimate_lm_flops(cfg: DecoderOnlyConfig, seq_len: int = 32) -> FlopEstimate
     )
 
 
+def estimate_encoder_flops(cfg: EncoderOnlyConfig, seq_len: int = 32) -> FlopEstimate:
+    """Forward matmul FLOPs of an encoder-only model over `seq_len` tokens with its masked-LM
+    head at every position (the head's D×D transform and the vocabulary logits): what a
+    pretraining step computes. (BERT implementations that score only the masked 15% spend
+    less on the head.)"""
+    T = seq_len
+    layer = 4 * _projections(cfg, T) + _attend(cfg, T, T) + _ffn(cfg, T)
+    return FlopEstimate(
+        src_len=T,
+        tgt_len=T,
+        encoder=cfg.n_layers * layer,
+        decoder=0,
+        output=_projections(cfg, T) + 2 * T * cfg.d_model * cfg.vocab_size,
+    )
+
+
 def flops_per_token(cfg: AnyConfig, length: int = 32) -> FlopEstimate:
     """The FLOP estimate of a model of any family, sequences of `length` tokens (the source
     and the target both, for an encoder-decoder)."""
@@ -206,8 +225,10 @@ def _ids(batch: int, length: int) -> Tensor:
 _FLOPS: dict[str, Callable[[AnyConfig, int], FlopEstimate]] = {
     "encoder_decoder": lambda cfg, n: estimate_flops(cfg, n, n),
     "decoder_only": estimate_lm_flops,
+    "encoder_only": estimate_encoder_flops,
 }
 _SAMPLE_FORWARD: dict[str, Callable[[nn.Module, int, int, int], Tensor]] = {
     "encoder_decoder": lambda model, B, S, T: model(_ids(B, S), _ids(B, T)),
     "decoder_only": lambda model, B, S, T: model(_ids(B, T)),
+    "encoder_only": lambda model, B, S, T: model(_ids(B, T) + 1),  # id 0 is padding
 }

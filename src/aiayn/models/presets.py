@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from aiayn.config import DecoderOnlyConfig, ModelConfig
+from aiayn.config import DecoderOnlyConfig, EncoderOnlyConfig, ModelConfig
 from aiayn.errors import ConfigError
 
 
@@ -68,6 +68,48 @@ def _make_lm(vocab_size: int, sizes: dict[str, Any], overrides: dict[str, Any]):
     return DecoderOnlyConfig.create(**fields)
 
 
+# --- encoder-only models (BERT) -----------------------------------------------------------
+# Turc et al. 2019's compact BERTs ("Well-Read Students Learn Better"): 64-wide heads, d_ff 4·D.
+
+
+def bert_tiny(vocab_size: int = 30522, **overrides: Any) -> EncoderOnlyConfig:
+    """BERT-Tiny: 2 layers, d_model 128, 2 heads (4.4M parameters at 30,522 WordPieces)."""
+    return _make_bert(vocab_size, dict(n_layers=2, d_model=128, n_heads=2, d_ff=512), overrides)
+
+
+def bert_mini(vocab_size: int = 30522, **overrides: Any) -> EncoderOnlyConfig:
+    """BERT-Mini: 4 layers, d_model 256, 4 heads (11.2M parameters at 30,522 WordPieces)."""
+    return _make_bert(vocab_size, dict(n_layers=4, d_model=256, n_heads=4, d_ff=1024), overrides)
+
+
+def bert_small(vocab_size: int = 30522, **overrides: Any) -> EncoderOnlyConfig:
+    """BERT-Small: 4 layers, d_model 512, 8 heads (29M parameters at 30,522 WordPieces)."""
+    return _make_bert(vocab_size, dict(n_layers=4, d_model=512, n_heads=8, d_ff=2048), overrides)
+
+
+def bert_base(vocab_size: int = 30522, **overrides: Any) -> EncoderOnlyConfig:
+    """BERT-base (Devlin et al. 2019): 12 layers, d_model 768, 12 heads, 512 positions; with
+    the MLM head 109,514,298 parameters at 30,522 WordPieces, exactly HF `BertForMaskedLM`'s."""
+    return _make_bert(vocab_size, dict(n_layers=12, d_model=768, n_heads=12, d_ff=3072),
+                      overrides)  # fmt: skip
+
+
+def _make_bert(vocab_size: int, sizes: dict[str, Any], overrides: dict[str, Any]):
+    # BERT's switches: post-LN, erf-GELU, ε 1e-12, dropout 0.1 on residuals and attention.
+    fields = {"vocab_size": vocab_size, "activation": "gelu", "norm_first": False,
+              "layer_norm_eps": 1e-12, "dropout": 0.1, "attention_dropout": 0.1,
+              **sizes, **overrides}  # fmt: skip
+    return EncoderOnlyConfig.create(**fields)
+
+
+#: Encoder-only presets (BERT).
+BERT_PRESETS: dict[str, Callable[..., EncoderOnlyConfig]] = {
+    "bert-tiny": bert_tiny,
+    "bert-mini": bert_mini,
+    "bert-small": bert_small,
+    "bert-base": bert_base,
+}
+
 #: Language-model presets (`aiayn train lm --preset`).
 LM_PRESETS: dict[str, Callable[..., DecoderOnlyConfig]] = {
     "gpt-mini": gpt_mini,
@@ -85,8 +127,8 @@ PRESETS: dict[str, Callable[..., ModelConfig]] = {
 
 
 def get(name: str, vocab_size: int | None = None, **overrides: Any):
-    """The preset called `name` (one of PRESETS or LM_PRESETS), with optional overrides."""
-    table = {**PRESETS, **LM_PRESETS}
+    """The preset called `name` (of PRESETS, LM_PRESETS, BERT_PRESETS), with overrides."""
+    table = {**PRESETS, **LM_PRESETS, **BERT_PRESETS}
     if name not in table:
         raise ConfigError(f"unknown preset '{name}'; choose one of {', '.join(table)}")
     fn = table[name]

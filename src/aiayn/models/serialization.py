@@ -34,11 +34,13 @@ from aiayn.errors import ConfigError
 from aiayn.io import atomic_path
 from aiayn.models.decoder_only import DecoderOnly
 from aiayn.models.encoder_decoder import EncoderDecoder
+from aiayn.models.encoder_only import EncoderOnly
 
 #: The model class of each `arch` in config.json (a plain dict: a new family is one line).
 ARCHITECTURES: dict[str, type[nn.Module]] = {
     "encoder_decoder": EncoderDecoder,
     "decoder_only": DecoderOnly,
+    "encoder_only": EncoderOnly,
 }
 
 CONFIG_NAME = "config.json"

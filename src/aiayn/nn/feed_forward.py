@@ -17,6 +17,13 @@ _ACTIVATIONS = {
 }
 
 
+def activation_function(name: str):
+    """The activation called `name` in `LayerConfig.activation` (relu, gelu, gelu_tanh)."""
+    if name not in _ACTIVATIONS:
+        raise ValueError(f"activation must be one of {', '.join(_ACTIVATIONS)}, got {name!r}")
+    return _ACTIVATIONS[name]
+
+
 class PositionwiseFeedForward(nn.Module):
     """Two linear maps with an activation between, applied to each position independently.
 

@@ -1,5 +1,9 @@
 """The one stack every family uses: embed → positions → dropout → N blocks → final norm.
 
+BERT adds two things before the dropout, both off by default: extra input vectors summed with
+the token embeddings (its segment embeddings, `added=`), and a LayerNorm over the sum
+(`embed_norm`).
+
 The encoder and the decoder of the paper and a decoder-only model differ only in their blocks'
 switches (`causal`, `cross_attention`); the skeleton around them is this one class.
 """
@@ -32,10 +36,13 @@ class Stack(nn.Module):
         causal: bool = False,
         cross_attention: bool = False,
         name: str = "stack",
+        embed_norm: bool = False,
     ) -> None:
         super().__init__()
         self.embed = embed
         self.positional = positional
+        # BERT normalises the embedding sum; the paper and GPT-2 do not
+        self.embed_norm = nn.LayerNorm(layer.d_model, layer.layer_norm_eps) if embed_norm else None
         self.dropout = Dropout(layer.dropout)  # §5.4: on the sums of embeddings and positions
         self.layers = nn.ModuleList(
             Block(layer, causal=causal, cross_attention=cross_attention) for _ in range(n_layers)
@@ -55,6 +62,7 @@ class Stack(nn.Module):
         cache: DecoderCache | None = None,
         offset: int | Tensor | None = None,
         need_weights: bool = False,
+        added: Tensor | None = None,
     ) -> tuple[Tensor, list[Tensor], list[Tensor]]:
         """Shape: ids (B, T) long — only the new steps when `cache` is given —, mask bool
         broadcastable to (B, 1, T, T_past+T), memory (B, S, D), memory_mask (B, 1, 1, S)
@@ -62,11 +70,18 @@ class Stack(nn.Module):
         [(B, H, T, S)] (empty unless need_weights).
 
         `offset`: position of the first id, an int or one per row (B,) (left-padded prompts);
-        default: the number of cached steps.
+        default: the number of cached steps. `added` (B, T, D): summed with the token
+        embeddings (BERT's segment embeddings).
         """
         if offset is None:
             offset = cache.length if cache is not None else 0
-        x = self.dropout(self.positional.embed(self.embed(ids), offset))  # (B, T, D)
+        x = self.embed(ids)  # (B, T, D)
+        if added is not None:
+            x = x + added
+        x = self.positional.embed(x, offset)
+        if self.embed_norm is not None:
+            x = self.embed_norm(x)
+        x = self.dropout(x)
         self_ws, cross_ws = [], []
         for i, block in enumerate(self.layers):
             x, sw, cw = block(
