@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 from torch.testing import assert_close
+from transformers.generation import logits_process
 
 from aiayn.decode.sampling import (
     Sampler,
@@ -21,12 +22,8 @@ NEG_INF = float("-inf")
 
 
 def hf_processors():
-    """HF's processors, the reference our functions must equal."""
-    lp = pytest.importorskip(
-        "transformers.generation.logits_process",
-        reason="transformers (the reference for the logits processors) is not installed",
-    )
-    return lp
+    """HF's processors, the reference our functions must equal (the dev extra installs it)."""
+    return logits_process
 
 
 def kept(logits: torch.Tensor) -> set[int]:

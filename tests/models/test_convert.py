@@ -7,14 +7,13 @@ from __future__ import annotations
 
 import pytest
 import torch
+import transformers
 from torch.testing import assert_close
 
 from aiayn.decode.greedy import greedy_search
 from aiayn.errors import ConfigError
 from aiayn.models import DecoderOnly, load_pretrained, save_pretrained
 from aiayn.models.convert import config_from_hf_gpt2, from_hf_gpt2
-
-transformers = pytest.importorskip("transformers")
 
 V, P, NEW = 100, 7, 8  # vocabulary, prompt length, generated tokens
 

@@ -5,8 +5,6 @@ import subprocess
 import sys
 import textwrap
 
-import pytest
-
 # In a child process: the setting is process-wide and permanent, so it must not leak into
 # the test session, and the "before" measurement needs an untouched allocator.
 _CHILD = textwrap.dedent(
@@ -31,7 +29,6 @@ _CHILD = textwrap.dedent(
 )
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc malloc is Linux's")
 def test_freed_memory_is_reused_without_page_faults():
     env = {"THP_MEM_ALLOC_ENABLE": "0"}  # count 4 KiB faults: 16,384 per 64 MiB buffer
     out = subprocess.run(

@@ -18,10 +18,6 @@ from aiayn.data.lm_blocks import WindowSampler
 from aiayn.models.serialization import load_pretrained
 from aiayn.train import checkpoint as ckpt
 
-pytestmark = pytest.mark.skipif(
-    not torch.distributed.is_gloo_available(), reason="needs the gloo backend"
-)
-
 # A 2-layer GPT without biases: a key bias gets no gradient (softmax ignores a constant per
 # query), so Adam would turn its float noise into lr-sized steps that differ between any two
 # reduction orders.
