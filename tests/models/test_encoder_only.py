@@ -161,3 +161,12 @@ def test_save_and_load_as_encoder_only(tmp_path):
     ids = random_ids(2, 5)
     assert torch.equal(loaded.classify(ids), model.classify(ids))
     assert loaded.mlm.weight is loaded.encoder.embed.weight
+
+
+@torch.no_grad()
+def test_logits_at_selected_positions_are_those_of_the_full_output():
+    model = bert()
+    ids = random_ids(3, 7)
+    only = torch.rand(3, 7) < 0.3
+    only[0, 2] = True
+    assert torch.equal(model(ids, only=only), model(ids)[only])

@@ -76,13 +76,17 @@ class EncoderOnly(nn.Module):
         hidden, weights, _ = self.encoder(ids, mask, need_weights=need_weights, added=added)
         return hidden, real, weights
 
-    def forward(self, ids: Tensor, segments: Tensor | None = None) -> Tensor:
-        """Masked-LM logits at every position.
+    def forward(
+        self, ids: Tensor, segments: Tensor | None = None, only: Tensor | None = None
+    ) -> Tensor:
+        """Masked-LM logits at every position, or at the positions `only` selects (pretraining
+        predicts ~15% of them: projecting the rest onto the vocabulary would be wasted).
 
-        Shape: ids (B, T), segments (B, T) | None -> logits (B, T, V).
+        Shape: ids (B, T), segments (B, T) | None, only (B, T) bool | None
+        -> logits (B, T, V), or (N, V) for the N positions `only` selects (row-major order).
         """
         hidden, _, _ = self.encode(ids, segments)
-        return self.mlm(hidden)
+        return self.mlm(hidden if only is None else hidden[only])
 
     def pool(self, ids: Tensor, segments: Tensor | None = None) -> Tensor:
         """One vector per sequence: the pooled [CLS] vector, or the mean of the real tokens.

@@ -1,0 +1,141 @@
+"""`train_mlm`: everything `aiayn train mlm` does, as one function a notebook can call.
+
+    from aiayn.models import presets
+    from aiayn.tasks.mlm import MLMConfig, train_mlm
+    from aiayn.train.config import TrainConfig
+
+    train_mlm(["train.en", "train.de"], "runs/bert", presets.bert_mini(),
+              TrainConfig(schedule="inverse_sqrt", peak_lr=5e-4, max_steps=10000))
+
+The run directory becomes a model directory (config.json, model.safetensors, tokenizer.json)
+that `aiayn train classify --init` fine-tunes.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from aiayn.tasks.mlm.config import MLMConfig, higher_is_better
+
+if TYPE_CHECKING:
+    from aiayn.config import EncoderOnlyConfig
+    from aiayn.tokenizers.bert import BertTokenizer
+    from aiayn.train.config import TrainConfig
+    from aiayn.train.trainer import TrainResult
+
+log = logging.getLogger(__name__)
+
+TextFiles = str | os.PathLike | Sequence[str | os.PathLike]  # one text file, or several
+
+
+def train_mlm(
+    train_text: TextFiles,
+    out_dir: str | Path,
+    model_config: EncoderOnlyConfig,
+    train_config: TrainConfig,
+    task_config: MLMConfig | None = None,
+    valid_text: TextFiles | None = None,
+    resume: bool = False,
+    progress: bool | None = None,
+    tokenizer: BertTokenizer | None = None,
+) -> TrainResult:
+    """Pretrain an encoder-only model with the masked-LM objective on text files (one
+    sentence or paragraph a line); return the Trainer's result.
+
+    A WordPiece tokenizer is trained on the training text unless one is given (`tokenizer`:
+    e.g. a published BERT vocabulary, `BertTokenizer.from_file`); on `resume` the run's own is
+    reused. The model's vocabulary is sized from it. Without `valid_text` the last
+    `valid_fraction` of each training file's lines validates.
+
+    Raises:
+        DataError: a missing, empty or non-UTF-8 text file (the line named).
+        ConfigError: a bad option, a model that is not encoder-only, or `out_dir` holding
+            another run (without `resume`).
+    """
+    import torch
+
+    from aiayn.config import EncoderOnlyConfig
+    from aiayn.data.parallel import read_lines
+    from aiayn.errors import ConfigError, DataError
+    from aiayn.io import atomic_write_text
+    from aiayn.models.encoder_only import EncoderOnly
+    from aiayn.tasks.mlm.data import Packed, pack_lines
+    from aiayn.tasks.mlm.task import MLMTask
+    from aiayn.tokenizers.bert import load_bert_tokenizer, train_bert_tokenizer
+    from aiayn.tokenizers.text_files import source_paths
+    from aiayn.train.checkpoint import check_run_dir
+    from aiayn.train.trainer import Trainer
+
+    task_config = task_config or MLMConfig()
+    if not isinstance(model_config, EncoderOnlyConfig):
+        raise ConfigError(
+            "masked-LM pretraining needs an encoder-only model config (a preset such as "
+            f"bert-tiny, bert-mini, bert-small, bert-base), not a {model_config.arch} one"
+        )
+    out_dir = Path(out_dir)
+    check_run_dir(out_dir, resume)  # fail before spending minutes on data
+    higher_is_better(train_config.best_metric)
+    train_paths = source_paths(train_text)
+    valid_paths = None if valid_text is None else source_paths(valid_text)
+    if resume:
+        tokenizer = load_bert_tokenizer(out_dir)
+        model_config = EncoderOnlyConfig.load(out_dir / "config.json")
+    else:
+        if tokenizer is None:
+            tokenizer = train_bert_tokenizer(
+                train_paths, vocab_size=task_config.vocab_size, lowercase=task_config.lowercase
+            )
+        model_config = model_config.replace(
+            vocab_size=tokenizer.vocab_size, pad_id=tokenizer.pad_id
+        )
+    context = min(task_config.context or model_config.max_len, model_config.max_len)
+
+    def packed(files: list[Path], part: Callable[[int], slice] | None) -> Packed:
+        out = Packed([], [], [])
+        for path in files:
+            lines = read_lines(path)
+            if part is not None:
+                lines = lines[part(len(lines))]
+            more = pack_lines(tokenizer, lines, context)
+            out.ids += more.ids
+            out.segments += more.segments
+            out.words += more.words
+        return out
+
+    if valid_paths is None:
+        fraction = task_config.valid_fraction
+        train = packed(train_paths, lambda n: slice(0, n - max(1, round(n * fraction))))
+        valid = packed(train_paths, lambda n: slice(n - max(1, round(n * fraction)), n))
+    else:
+        train, valid = packed(train_paths, None), packed(valid_paths, None)
+    for data, what in ((train, "training"), (valid, "validation")):
+        if not len(data):
+            raise DataError(f"no {what} text: every line is empty; give text to pretrain on")
+
+    torch.manual_seed(train_config.seed)  # the same initial weights for the same seed
+    model = EncoderOnly(model_config)
+    task = MLMTask(model, train, valid, tokenizer, task_config, seed=train_config.seed)
+    trainer = Trainer(
+        model, task, train_config, out_dir, progress=progress, d_model=model_config.d_model
+    )
+    if trainer.dist.is_main:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        if not resume:
+            tokenizer.save(out_dir)
+            model_config.save(out_dir / "config.json")
+        text = json.dumps(task_config.to_dict(), indent=2) + "\n"
+        atomic_write_text(out_dir / "task_config.json", text)
+    log.info(
+        "model: %.2fM parameters; %d training and %d validation sequences of <= %d tokens "
+        "(WordPiece, %d ids)",
+        model.num_parameters() / 1e6, len(train), len(valid), context, tokenizer.vocab_size,
+    )  # fmt: skip
+    return trainer.fit(resume=resume)
+
+
+__all__ = ["train_mlm"]
