@@ -31,7 +31,7 @@ def model_dir(tmp_path_factory):
     root = tmp_path_factory.mktemp("lm_cli")
     (root / "train.txt").write_text(TEXT, encoding="utf-8")
     cfg = TrainConfig(schedule="constant", peak_lr=1e-2, warmup_steps=2, max_steps=10,
-                      valid_every=10, log_every=5)  # fmt: skip
+                      valid_every=10, log_every=5, device="cpu")  # fmt: skip
     train_lm(root / "train.txt", root / "run", TINY, cfg, LMConfig(batch_size=8), progress=False)
     return root / "run"
 
@@ -213,7 +213,7 @@ def test_train_lm_end_to_end_then_resume_then_generate(tmp_path, capsys):
     out = tmp_path / "run"
     common = ["train", "lm", "--train-text", str(tmp_path / "train.txt"), "--valid-text",
               str(tmp_path / "valid.txt"), "--out", str(out), "--config", str(recipe),
-              "--no-progress", "--valid-every", "2"]  # fmt: skip
+              "--no-progress", "--valid-every", "2", "--device", "cpu"]  # fmt: skip
     assert main([*common, "--max-steps", "4"]) == 0
     result = json.loads(capsys.readouterr().out)
     assert result["steps"] == 4 and set(result["last_valid"]) == {"loss", "ppl", "bpc"}

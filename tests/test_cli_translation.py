@@ -26,7 +26,7 @@ def trained(tmp_path_factory):
         "--valid-src", data / "valid.en", "--valid-tgt", data / "valid.de", "--out", out,
         "--preset", "tiny", "--vocab-size", "300", "--max-tokens", "500", "--max-steps", "4",
         "--valid-every", "2", "--schedule", "inverse_sqrt", "--peak-lr", "1e-3",
-        "--warmup-steps", "2", "--no-progress",
+        "--warmup-steps", "2", "--no-progress", "--device", "cpu",
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     return data, out, json.loads(proc.stdout.strip().splitlines()[-1])
@@ -81,7 +81,7 @@ def test_resume_continues_the_run(trained):
         "--valid-src", data / "valid.en", "--valid-tgt", data / "valid.de", "--out", out,
         "--preset", "tiny", "--max-tokens", "500", "--max-steps", "6", "--valid-every", "2",
         "--schedule", "inverse_sqrt", "--peak-lr", "1e-3", "--warmup-steps", "2",
-        "--no-progress", "--resume",
+        "--no-progress", "--resume", "--device", "cpu",
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout.strip().splitlines()[-1])["steps"] == 6

@@ -35,7 +35,8 @@ def corpus(n_lines: int, seed: int = 0) -> str:
 
 def train_config(**overrides) -> TrainConfig:
     fields = dict(schedule="cosine", peak_lr=1e-2, warmup_steps=5, max_steps=30, valid_every=10,
-                  log_every=5, keep_last=2, weight_decay=0.1, clip_norm=1.0)  # fmt: skip
+                  log_every=5, keep_last=2, weight_decay=0.1, clip_norm=1.0,
+                  device="cpu")  # fmt: skip
     return TrainConfig(**{**fields, **overrides})
 
 

@@ -22,9 +22,12 @@ TASK_FIELDS = {f.name for f in dataclasses.fields(TranslationConfig)}
 
 
 def tiny_train_config(**overrides) -> TrainConfig:
+    """The tiny run's training options, on the CPU whatever the machine has ("auto" would pick a
+    GPU): the bit-exact resume, EMA and precision checks hold for CPU arithmetic. The CUDA
+    counterparts are in tests/test_cuda.py."""
     fields = dict(
         schedule="inverse_sqrt", peak_lr=3e-3, warmup_steps=5, max_steps=6, valid_every=3,
-        log_every=1, keep_last=3,
+        log_every=1, keep_last=3, device="cpu",
     )  # fmt: skip
     fields.update(overrides)
     return TrainConfig(**fields)
