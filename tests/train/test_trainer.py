@@ -38,21 +38,33 @@ def test_training_lowers_the_loss_and_writes_a_model_dir(number_data, tmp_path):
 
 # The input regularisers draw at batching time (token dropout from torch's generator, BPE-dropout
 # from (seed, epoch)): a resumed run must draw the same. A late R-Drop (from step 6) must start
-# at the run's step 6, not 6 steps into the resumed session.
+# at the run's step 6, not 6 steps into the resumed session. bf16 autocast must resume as
+# exactly as fp32 on a CPU. With 1600-token batches an epoch is 7 steps: stopping at step 10
+# and resuming continues epoch 2 (index 1) from its 4th batch, in the order epoch 2 shuffled.
 @pytest.mark.parametrize(
-    "inputs",
-    [{}, {"bpe_dropout": 0.2, "token_dropout": 0.1}, {"r_drop": 5.0, "r_drop_start_step": 6}],
-    ids=["plain", "input-noise", "late-r-drop"],
+    ("inputs", "steps", "stop", "stop_epoch"),
+    [
+        ({}, 8, 4, 0),
+        ({"bpe_dropout": 0.2, "token_dropout": 0.1}, 8, 4, 0),
+        ({"r_drop": 5.0, "r_drop_start_step": 6}, 8, 4, 0),
+        ({"precision": "bf16"}, 8, 4, 0),
+        ({"max_tokens": 1600}, 12, 10, 1),
+    ],
+    ids=["plain", "input-noise", "late-r-drop", "bf16", "mid-epoch-2"],
 )
-def test_resume_continues_exactly(number_data, tmp_path, inputs):
-    """N steps straight == N/2 steps, stop, resume, N/2 more (fp32, CPU, dropout on)."""
+def test_resume_continues_exactly(number_data, tmp_path, inputs, steps, stop, stop_epoch):
+    """N steps straight == `stop` steps, stop, resume, the rest (CPU, dropout on)."""
     straight, split = tmp_path / "straight", tmp_path / "split"
-    train(number_data, straight, max_steps=8, valid_every=4, **inputs)
-    train(number_data, split, max_steps=4, valid_every=4, **inputs)
-    train(number_data, split, resume=True, max_steps=8, valid_every=4, **inputs)
-    a = [(r["step_window"], r["loss"], r["lr"]) for r in records(straight, "train")]
-    b = [(r["step_window"], r["loss"], r["lr"]) for r in records(split, "train")]
-    assert len(a) == 8 and a == b  # bit-identical losses
+    train(number_data, straight, max_steps=steps, valid_every=stop, **inputs)
+    train(number_data, split, max_steps=stop, valid_every=stop, **inputs)
+    train(number_data, split, resume=True, max_steps=steps, valid_every=stop, **inputs)
+    a = [(r["step_window"], r["loss"], r["lr"], r["epoch"]) for r in records(straight, "train")]
+    b = [(r["step_window"], r["loss"], r["lr"], r["epoch"]) for r in records(split, "train")]
+    assert len(a) == steps and a == b  # bit-identical losses
+    epochs = [epoch for *_, epoch in a]
+    assert epochs[stop - 1] == epochs[stop] == stop_epoch and epochs[0] == 0  # where it stopped
+    precision = inputs.get("precision", "fp32")
+    assert [r["precision"] for r in records(split, "start")] == [precision] * 2
     wa = load_file(str(ckpt.list_checkpoints(straight / "checkpoints")[-1].path / ckpt.WEIGHTS))
     wb = load_file(str(ckpt.list_checkpoints(split / "checkpoints")[-1].path / ckpt.WEIGHTS))
     for name in wa:
