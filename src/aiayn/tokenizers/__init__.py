@@ -7,6 +7,9 @@
 - Language-model text (`lm.py`): `LMTokenizer`, the interface of `CharTokenizer` (`char.py`)
   and `ByteBPETokenizer`; `train_lm_tokenizer`, `load_lm_tokenizer`; `StreamDecoder` and
   `decode_stream` to decode generated ids as they come. Files are read by `text_files.py`.
+- BERT (`bert.py`): `BertTokenizer` (WordPiece, "[CLS] A [SEP] B [SEP]", segments, word
+  indices for whole-word masking), `train_bert_tokenizer`, `load_bert_tokenizer`; loads any HF
+  BERT `tokenizer.json` too.
 
 Example::
 
@@ -21,6 +24,12 @@ Example::
     assert lm_tok.decode(lm_tok.encode("To be,\\n  or not")) == "To be,\\n  or not"
 """
 
+from aiayn.tokenizers.bert import (
+    BertEncoding,
+    BertTokenizer,
+    load_bert_tokenizer,
+    train_bert_tokenizer,
+)
 from aiayn.tokenizers.char import CharTokenizer
 from aiayn.tokenizers.lm import (
     ByteBPETokenizer,
@@ -59,6 +68,8 @@ __all__ = [
     "UNK",
     "UNK_ID",
     "WORDPIECE_PREFIX",
+    "BertEncoding",
+    "BertTokenizer",
     "ByteBPETokenizer",
     "CharTokenizer",
     "LMTokenizer",
@@ -66,7 +77,9 @@ __all__ = [
     "Tokenizer",
     "TokenizerPair",
     "decode_stream",
+    "load_bert_tokenizer",
     "load_lm_tokenizer",
+    "train_bert_tokenizer",
     "train_bpe",
     "train_lm_tokenizer",
     "train_wordpiece",
