@@ -98,6 +98,15 @@ def _digest_tensor(h: Any, name: str, tensor: Tensor) -> None:
     h.update(data.numpy())
 
 
+def stored_digest(path: str | os.PathLike) -> str | None:
+    """The digest in the metadata of safetensors file `path` (None: none, or no such file);
+    reads the header alone."""
+    if not Path(path).is_file():
+        return None
+    with safe_open(str(path), framework="pt") as f:
+        return (f.metadata() or {}).get(DIGEST_KEY)
+
+
 def verify_weights(path: str | os.PathLike) -> bool:
     """Check the tensors in safetensors file `path` against the digest in its metadata: True
     if they match, False if the file has no digest (written before aiayn kept one). Reads one
