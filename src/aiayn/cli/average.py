@@ -35,7 +35,14 @@ def run(args: argparse.Namespace) -> int:
     )
 
     run_dir, out = Path(args.run_dir), Path(args.out)
+    if not run_dir.is_dir():
+        raise ConfigError(f"{run_dir}: no such run directory (--run is a training run's --out)")
     found = list_checkpoints(run_dir / CHECKPOINTS_DIR)
+    if not found:
+        raise ConfigError(
+            f"{run_dir}: no checkpoints in {run_dir / CHECKPOINTS_DIR}; is it a training run's "
+            "--out directory?"
+        )
     if args.last < 1 or len(found) < args.last:
         raise ConfigError(
             f"{run_dir / CHECKPOINTS_DIR} holds {len(found)} checkpoints; "
