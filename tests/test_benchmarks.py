@@ -7,15 +7,42 @@ from pathlib import Path
 
 import pytest
 import torch
+import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
 from aiayn.decode.search import generate
+from aiayn.models import DecoderOnly
+from aiayn.models.info import estimate_flops
 from aiayn.nn.dropout import Dropout
-from benchmarks.contenders import BOS, EOS, SIZES, aiayn_model, aiayn_torch_dropout_model
+from aiayn.train.loss import label_smoothed_nll
+from benchmarks.contenders import BOS, EOS, PAD, SIZES, aiayn_model, aiayn_torch_dropout_model
+from benchmarks.lm import LM_SIZES, TRAIN_LEN, lm_forward_flops
 from benchmarks.run import TABLE_HEADER, _jobs, parse_args
 from benchmarks.translation import decode_flops
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def training_step_flops(size: str) -> int:
+    """The MFU numerator's FLOPs of one training step of SIZES[size] (benchmarks.training)."""
+    dims = SIZES[size]
+    return 3 * estimate_flops(dims.model_config(), dims.src_len, dims.tgt_len).forward * dims.batch
+
+
+def lm_training_step_flops(size: str) -> int:
+    """The same for one LM training step of LM_SIZES[size] (benchmarks.lm)."""
+    dims = LM_SIZES[size]
+    return 3 * lm_forward_flops(dims, TRAIN_LEN.get(size, dims.context)) * dims.batch
+
+
+def assert_mfu(result: dict, step_flops: int, peak_tflops: float) -> None:
+    """`result["mfu"]` is `step_flops` / its step time / the matmul peak, up to the report's
+    rounding (step_ms to 0.01 ms, the peak to 0.001 TFLOP/s, MFU to 3 significant digits).
+    Not bounded by 1: a peak probe slowed by a load burst can under-read on a busy machine."""
+    ms, mfu = result["step_ms"], result["mfu"]
+    high = step_flops / (max(ms - 0.005, 1e-6) * 1e-3 * max(peak_tflops - 5e-4, 1e-12) * 1e12)
+    low = step_flops / ((ms + 0.005) * 1e-3 * (peak_tflops + 5e-4) * 1e12)
+    assert low * (1 - 5e-3) <= mfu <= high * (1 + 5e-3), (result, step_flops, peak_tflops)
 
 
 def test_smoke_run_measures_every_contender_and_records_a_row(tmp_path):
@@ -32,7 +59,8 @@ def test_smoke_run_measures_every_contender_and_records_a_row(tmp_path):
         by_name = tiny["training_tokens_per_s"][precision]
         assert set(by_name) == {"aiayn", "aiayn_sdpa", "hf_marian", "torch_transformer"}
         for r in by_name.values():
-            assert r["tokens_per_s"] > 0 and r["peak_mem_mib"] >= 0 and 0 < r["mfu"] < 1
+            assert r["tokens_per_s"] > 0 and r["peak_mem_mib"] >= 0
+            assert_mfu(r, training_step_flops("tiny"), report["peak_matmul_tflops"][precision])
         # The same model: aiayn and Marian train exactly as many weights.
         assert by_name["aiayn"]["params"] == by_name["hf_marian"]["params"]
     for mode in ("greedy", "beam4"):
@@ -82,6 +110,27 @@ def test_failed_measurement_fails_the_run_and_records_nothing(tmp_path):
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert proc.returncode != 0 and "window" in proc.stderr
     assert not record.exists()
+
+
+def test_the_training_mfu_numerator_is_the_flop_counters_count_of_a_step():
+    """3 × forward FLOPs is exact, not a rule of thumb: torch's FLOP counter counts one whole
+    training step (forward, loss, backward) of each tiny model as the numerator the harness
+    divides by the step time. Math attention: the counter does not count CPU SDPA kernels."""
+    dims = SIZES["tiny"]
+    model = aiayn_model(dims, attention_impl="math")[0]
+    src = torch.randint(3, dims.vocab, (dims.batch, dims.src_len))
+    tgt = torch.randint(3, dims.vocab, (dims.batch, dims.tgt_len + 1))
+    with FlopCounterMode(display=False) as counter:
+        label_smoothed_nll(model(src, tgt[:, :-1]), tgt[:, 1:], 0.1, PAD).loss.backward()
+    assert counter.get_total_flops() == training_step_flops("tiny")
+
+    lm = LM_SIZES["tiny"]
+    model = DecoderOnly(lm.config().replace(attention_impl="math")).train()
+    ids = torch.randint(3, lm.vocab, (lm.batch, TRAIN_LEN.get("tiny", lm.context) + 1))
+    with FlopCounterMode(display=False) as counter:
+        logits = model(ids[:, :-1])  # (B, T, V)
+        F.cross_entropy(logits.flatten(0, 1), ids[:, 1:].flatten()).backward()
+    assert counter.get_total_flops() == lm_training_step_flops("tiny")
 
 
 def test_decode_flops_equals_the_flop_counter_for_greedy_decoding():
@@ -145,12 +194,15 @@ def test_lm_smoke_run_times_both_contenders_on_the_same_model():
     cmd = [sys.executable, "-m", "benchmarks.run", "--smoke", "--parts", "lm", "--no-record"]
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    lm = json.loads(proc.stdout)["lm"]["tiny"]
+    report = json.loads(proc.stdout)
+    lm = report["lm"]["tiny"]
     for precision in ("fp32", "bf16"):
         by_name = lm["training_tokens_per_s"][precision]
         assert set(by_name) == {"aiayn", "hf_gpt2"}
         assert by_name["aiayn"]["params"] == by_name["hf_gpt2"]["params"]  # the same model
-        assert all(r["tokens_per_s"] > 0 and 0 < r["mfu"] < 1 for r in by_name.values())
+        for r in by_name.values():
+            assert r["tokens_per_s"] > 0
+            assert_mfu(r, lm_training_step_flops("tiny"), report["peak_matmul_tflops"][precision])
     assert set(lm["generation_tokens_per_s"]) == {"greedy_b1", "greedy_b16", "sample_b1",
                                                   "sample_b16"}  # fmt: skip
     assert all(isinstance(v, float) for v in lm["ratios"].values()) and len(lm["ratios"]) == 6
