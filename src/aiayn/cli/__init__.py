@@ -75,9 +75,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # `aiayn model-info | head`: the reader left, not an error
         sys.stderr.close()
         return 0
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as err:
+        # Ctrl-C, or training stopped on SIGTERM/SIGINT after saving a checkpoint
+        # (aiayn.train.trainer.Interrupted: its exit_code is 128 + the signal, 143 for SIGTERM)
+        print(f"aiayn {args.command}: interrupted" + (f": {err}" if str(err) else ""),
+              file=sys.stderr)  # fmt: skip
+        return getattr(err, "exit_code", 130)
 
 
 if __name__ == "__main__":

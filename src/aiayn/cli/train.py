@@ -116,6 +116,13 @@ def _add_task_parser(tasks, name: str, command: TaskCommand) -> None:
     g.add_argument(
         "--resume", action="store_true", help="continue the run in --out from its last checkpoint"
     )
+    g.add_argument(
+        "--force",
+        action="store_true",
+        help="train afresh into an --out that is not empty but holds no run (no checkpoints): "
+        "the run replaces files of the same name there and starts a new metrics.jsonl (a run's "
+        "checkpoints are never overwritten: --resume them, or delete them)",
+    )
     g.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     g = p.add_argument_group("model")
@@ -174,8 +181,16 @@ def build_configs(args: argparse.Namespace) -> tuple[Any, TrainConfig, Any]:
 
 
 def run(args: argparse.Namespace) -> int:
+    import os
+
+    from aiayn.train.checkpoint import check_out_dir
+
     command = TASKS[args.task]
     model_cfg, train_cfg, task_cfg = build_configs(args)
+    # Before the task reads data or writes anything into --out. Under torchrun rank 0 alone
+    # looks: another rank may look after rank 0 has begun writing there.
+    if os.environ.get("RANK", "0") == "0":
+        check_out_dir(Path(args.out), args.resume, args.force)
     result = command.train(
         **{name: getattr(args, name) for name in command.inputs},
         out_dir=args.out, model_config=model_cfg, train_config=train_cfg, task_config=task_cfg,

@@ -3,20 +3,25 @@
 Layout under `<out>/checkpoints/`:
 
     step_00001000/           one complete checkpoint
-        model.safetensors    weights (safetensors: loading never unpickles code)
+        model.safetensors    weights (safetensors: loading never unpickles code), with their
+                             digest, checked on load (`aiayn.models.serialization`)
         ema.safetensors      the moving average of the weights, when the run keeps one
         training_state.pt    optimiser, RNG, data position, counters (tensors and plain types,
                              loaded with `weights_only=True`)
-        meta.json            step, epoch, validation metrics
+        meta.json            step, epoch, validation metrics ("interrupted": the signal, for a
+                             checkpoint written on SIGTERM/SIGINT between validations)
     best.json                which step scored best on validation
 
-A checkpoint is written into a hidden `.tmp-…` directory and renamed into place in one
-`os.rename`, so a `kill -9` at any moment leaves either the previous checkpoints or the new
-complete one, never a half-written directory under a real name.
+A checkpoint is written into a hidden `.tmp-…` directory, every file flushed to disk, and
+renamed into place in one `os.rename`, so a `kill -9` (or a full disk) at any moment leaves
+either the previous checkpoints or the new complete one, never a half-written directory under
+a real name. Re-saving a step moves the old directory aside first (`.old-…`), which stands in
+for the step until the new one is in place.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -27,12 +32,17 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file, load_model, save_file, save_model
+from safetensors.torch import load_file, load_model
 from torch import nn
 
 from aiayn.errors import ConfigError
-from aiayn.io import atomic_path, atomic_write_text
-from aiayn.models.serialization import CHECKPOINTS_DIR, WEIGHTS_NAME
+from aiayn.io import atomic_path, atomic_write_text, disk_full_error, is_disk_full
+from aiayn.models.serialization import (
+    CHECKPOINTS_DIR,
+    WEIGHTS_NAME,
+    save_weights,
+    verify_weights,
+)
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +53,9 @@ EMA_WEIGHTS = "ema.safetensors"
 STATE = "training_state.pt"
 META = "meta.json"
 _STEP_DIR = re.compile(r"^step_(\d+)$")
+# a checkpoint moved aside while the same step is saved anew: complete, and the step's
+# stand-in should a crash come between the two renames
+_OLD_DIR = re.compile(r"^\.old-step_(\d+)-\d+$")
 
 
 @dataclass(frozen=True)
@@ -53,22 +66,46 @@ class Checkpoint:
     def meta(self) -> dict[str, Any]:
         return json.loads((self.path / META).read_text(encoding="utf-8"))
 
+    @property
+    def interrupted(self) -> bool:
+        """Written on a signal between validations (not one of the run's regular checkpoints,
+        which pruning counts and averaging averages)."""
+        try:
+            return bool(self.meta().get("interrupted"))
+        except (OSError, ValueError):  # unreadable: count it as regular, prune it as such
+            return False
+
 
 def list_checkpoints(directory: Path) -> list[Checkpoint]:
     """Complete checkpoints in `directory`, oldest first."""
     if not directory.is_dir():
         return []
-    found = []
+    found: dict[int, Checkpoint] = {}
+    stand_ins: dict[int, Checkpoint] = {}
     for child in directory.iterdir():
-        match = _STEP_DIR.match(child.name)
+        match = _STEP_DIR.match(child.name) or _OLD_DIR.match(child.name)
         if match and (child / META).is_file():  # META is written last
-            found.append(Checkpoint(int(match.group(1)), child))
-    return sorted(found, key=lambda c: c.step)
+            step = int(match.group(1))
+            into = found if match.re is _STEP_DIR else stand_ins
+            into[step] = Checkpoint(step, child)
+    for step, old in stand_ins.items():
+        found.setdefault(step, old)
+    return sorted(found.values(), key=lambda c: c.step)
 
 
 def check_run_dir(out_dir: Path, resume: bool) -> list[Checkpoint]:
     """The checkpoints of the run in `out_dir`, after checking they fit the request: resuming
-    needs at least one; a fresh run must not overwrite another run's."""
+    needs at least one; a fresh run must not overwrite another run's; `out_dir` (or a folder
+    above it) must not be a file."""
+    for path in (out_dir, *out_dir.absolute().parents):
+        if path.exists():
+            if not path.is_dir():
+                where = "" if path == out_dir else f" ({path} is)"
+                raise ConfigError(
+                    f"{out_dir}: the output must be a directory, but it is a file{where}; "
+                    "choose another --out"
+                )
+            break
     found = list_checkpoints(out_dir / CHECKPOINTS_DIR)
     if resume and not found:
         raise ConfigError(f"{out_dir}: no checkpoint to resume from; drop --resume to start afresh")
@@ -77,6 +114,23 @@ def check_run_dir(out_dir: Path, resume: bool) -> list[Checkpoint]:
             f"{out_dir} already holds checkpoints; pass --resume to continue that run, or "
             "choose another --out directory"
         )
+    return found
+
+
+def check_out_dir(out_dir: Path, resume: bool, force: bool = False) -> list[Checkpoint]:
+    """`check_run_dir`, and for a fresh run: `out_dir` is new or empty, unless `force` (then
+    the run replaces files of the same name in it). A directory holding files but no
+    checkpoints is no run to resume: most likely someone's model directory or data."""
+    found = check_run_dir(out_dir, resume)
+    if not resume and not force and out_dir.is_dir():
+        held = sorted(p.name for p in out_dir.iterdir() if not p.name.startswith("."))
+        if held:
+            shown = ", ".join(held[:4]) + (", …" if len(held) > 4 else "")
+            raise ConfigError(
+                f"{out_dir} is not empty ({shown}) and holds no run to resume (no checkpoints); "
+                "choose another --out, or pass --force to train into it anyway (the run "
+                "replaces files of the same name and starts a new metrics.jsonl)"
+            )
     return found
 
 
@@ -89,35 +143,58 @@ def save_checkpoint(
     ema: nn.Module | None = None,
 ) -> Checkpoint:
     """Write checkpoint `step` atomically and return it (with `ema`, the model holding the
-    moving average of the weights, saved as the model is)."""
-    directory.mkdir(parents=True, exist_ok=True)
+    moving average of the weights, saved as the model is). A full disk raises DiskFullError
+    and leaves the earlier checkpoints as they were."""
     final = directory / f"step_{step:08d}"
     tmp = directory / f".tmp-step_{step:08d}-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
+    old = directory / f".old-step_{step:08d}-{os.getpid()}"
+    writing = ""
     try:
-        save_model(model, str(tmp / WEIGHTS))
+        directory.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir()
+        writing = WEIGHTS
+        save_weights(model, tmp / WEIGHTS)
         if ema is not None:
-            save_model(ema, str(tmp / EMA_WEIGHTS))
-        torch.save(training_state, tmp / STATE)
+            writing = EMA_WEIGHTS
+            save_weights(ema, tmp / EMA_WEIGHTS)
+        writing = STATE
+        with open(tmp / STATE, "wb") as f:  # a Python file: a full disk raises ENOSPC
+            torch.save(training_state, f)
+        writing = META
         (tmp / META).write_text(json.dumps({"step": step, **meta}, indent=2), encoding="utf-8")
+        writing = ""
         for child in tmp.iterdir():
             _fsync(child)
+        _fsync(tmp)
         if final.exists():  # re-saving the same step (e.g. final save after a validation)
-            shutil.rmtree(final)
+            shutil.rmtree(old, ignore_errors=True)
+            os.rename(final, old)  # the step's stand-in until the new one is in place
         os.rename(tmp, final)
         _fsync(directory)
-    except BaseException:
+    except BaseException as err:
         shutil.rmtree(tmp, ignore_errors=True)
+        if old.is_dir() and not final.exists():  # put the old one back under its name
+            with contextlib.suppress(OSError):
+                os.rename(old, final)
+        if is_disk_full(err):
+            raise disk_full_error(
+                final, writing or "the checkpoint",
+                "the checkpoint was not written and the earlier ones are intact: free some "
+                "space, then continue the run with --resume",
+            ) from err  # fmt: skip
         raise
+    shutil.rmtree(old, ignore_errors=True)
     return Checkpoint(step, final)
 
 
 def load_checkpoint(
     checkpoint: Checkpoint, model: nn.Module, device: torch.device | str = "cpu"
 ) -> dict[str, Any]:
-    """Load weights into `model` and return the training state."""
+    """Load weights into `model` (checked against their digest) and return the training
+    state."""
     try:
+        verify_weights(checkpoint.path / WEIGHTS)
         load_model(model, str(checkpoint.path / WEIGHTS), device=str(device))
     except Exception as err:  # corrupt or from another model: name it, say what to do
         raise _unloadable(checkpoint, err) from None
@@ -148,6 +225,7 @@ def load_ema(checkpoint: Checkpoint, ema: nn.Module, device: torch.device | str 
     if not path.is_file():
         return False
     try:
+        verify_weights(path)
         load_model(ema, str(path), device=str(device))
         return True
     except Exception as err:
@@ -158,13 +236,19 @@ def load_ema(checkpoint: Checkpoint, ema: nn.Module, device: torch.device | str 
 
 
 def prune(directory: Path, keep_last: int, keep_steps: set[int] = frozenset()) -> None:
-    """Delete all but the newest `keep_last` checkpoints (and those in `keep_steps`)."""
+    """Delete all but the newest `keep_last` regular checkpoints (and those in `keep_steps`),
+    and the checkpoints written on an interrupt that a newer one has superseded: a resumed
+    run then keeps (and averages) the checkpoints an uninterrupted one would."""
     checkpoints = list_checkpoints(directory)
-    for ckpt in checkpoints[: max(len(checkpoints) - keep_last, 0)]:
-        if ckpt.step not in keep_steps:
-            shutil.rmtree(ckpt.path, ignore_errors=True)
-    for stale in directory.glob(".tmp-step_*"):  # left by a crash mid-save
-        shutil.rmtree(stale, ignore_errors=True)
+    regular = [c for c in checkpoints if not c.interrupted]
+    doomed = [c for c in regular[: max(len(regular) - keep_last, 0)] if c.step not in keep_steps]
+    doomed += [c for c in checkpoints[:-1] if c.interrupted and c.step not in keep_steps]
+    for ckpt in doomed:
+        shutil.rmtree(ckpt.path, ignore_errors=True)
+    live = {c.path for c in list_checkpoints(directory)}
+    for stale in (*directory.glob(".tmp-step_*"), *directory.glob(".old-step_*")):
+        if stale not in live:  # left by a crash mid-save (an .old- standing in is kept)
+            shutil.rmtree(stale, ignore_errors=True)
 
 
 def read_best(directory: Path) -> dict[str, Any] | None:
@@ -183,6 +267,7 @@ def average_checkpoints(checkpoints: list[Checkpoint], out_file: Path) -> Path:
         raise ConfigError("no checkpoints to average")
     total: dict[str, torch.Tensor] = {}
     for ckpt in checkpoints:
+        verify_weights(ckpt.path / WEIGHTS)
         for name, tensor in load_file(str(ckpt.path / WEIGHTS)).items():
             acc = total.setdefault(name, torch.zeros_like(tensor, dtype=torch.float64))
             acc += tensor.double()
@@ -191,7 +276,7 @@ def average_checkpoints(checkpoints: list[Checkpoint], out_file: Path) -> Path:
         name: (acc / len(checkpoints)).to(reference[name].dtype) for name, acc in total.items()
     }
     with atomic_path(out_file) as tmp:
-        save_file(averaged, str(tmp))
+        save_weights(averaged, tmp)
     return out_file
 
 

@@ -84,6 +84,13 @@ class TrainConfig:
         None,
     )
     keep_last: int = option("checkpoints kept (the best is kept as well)", 5)
+    # An update whose loss or gradient norm is NaN/inf is skipped (no optimiser step); a run of
+    # them means the run has diverged or the data is broken: stop with an error.
+    max_bad_steps: int = option(
+        "stop with an error after N updates in a row skipped for a non-finite (NaN/inf) loss "
+        "or gradient norm; each is skipped: no optimiser step",
+        8,
+    )
     best_metric: str = option(
         "validation metric that picks the best checkpoint (and stops early); the task says "
         "whether higher or lower is better",
@@ -140,7 +147,7 @@ class TrainConfig:
         check_field_types(self, "training option")
         if self.peak_lr <= 0:
             raise bad("peak_lr", "must be positive")
-        for name in ("warmup_steps", "update_freq", "log_every"):
+        for name in ("warmup_steps", "update_freq", "log_every", "max_bad_steps"):
             if getattr(self, name) <= 0:
                 raise bad(name, "must be positive")
         for name in (

@@ -5,6 +5,11 @@ supplies everything else: Adam with a warm-up schedule, gradient accumulation, c
 mixed precision, data parallelism (DDP, or FSDP: `aiayn.train.fsdp`), validation, best/last-K
 checkpoints written atomically, exact resumption, early stopping, time limits, metrics logs and
 a progress bar.
+
+Faults lose nothing: an update whose loss or gradient norm is not finite is skipped (and a run
+of `max_bad_steps` such updates stops it with `DivergedError`); SIGTERM or SIGINT (a cluster
+scheduler's notice, Ctrl-C) ends the current step, saves a checkpoint that `--resume` continues
+exactly, and raises `Interrupted`; resuming a finished run changes nothing.
 """
 
 from __future__ import annotations
@@ -14,6 +19,8 @@ import json
 import logging
 import math
 import random
+import signal
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -24,8 +31,9 @@ import torch
 from torch import nn
 
 from aiayn.devices import resolve_device
-from aiayn.errors import ConfigError
-from aiayn.io import atomic_write_text
+from aiayn.errors import AiaynError, ConfigError
+from aiayn.io import atomic_write_text, disk_full_error, is_disk_full
+from aiayn.models.serialization import stored_digest
 from aiayn.train import checkpoint as ckpt
 from aiayn.train import distributed as dist_utils
 from aiayn.train.allocator import keep_freed_memory
@@ -36,6 +44,27 @@ from aiayn.train.precision import resolve_precision
 from aiayn.train.schedules import learning_rate
 
 log = logging.getLogger(__name__)
+
+
+class DivergedError(AiaynError):
+    """`max_bad_steps` updates in a row had a non-finite loss or gradient norm."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """Training stopped on SIGTERM or SIGINT after saving a checkpoint of its current state,
+    which `--resume` continues exactly. `exit_code` is the shell's 128 + the signal's number
+    (143 for SIGTERM, 130 for SIGINT), which the CLI exits with. A KeyboardInterrupt, so that
+    `except Exception` does not swallow it."""
+
+    def __init__(self, signum: int, step: int, checkpoint: Path | None) -> None:
+        self.signum, self.step, self.checkpoint = signum, step, checkpoint
+        self.exit_code = 128 + signum
+        name = signal.Signals(signum).name
+        if checkpoint is not None:
+            saved = f"checkpoint {checkpoint} saved; continue the run with --resume"
+        else:
+            saved = "no checkpoint written (stopped at once); --resume continues the last one"
+        super().__init__(f"{name}: training stopped at step {step}; {saved}")
 
 
 class ResumableSampler(Protocol):
@@ -91,6 +120,7 @@ class TrainState:
     bad_validations: int = 0  # consecutive validations without improvement
     history: list[dict[str, float]] = field(default_factory=list)  # validation results
     seconds: float = 0.0  # wall-clock time the run had trained at its checkpoint (for resumes)
+    skipped: int = 0  # updates skipped for a non-finite loss or gradient norm
 
 
 @dataclass
@@ -102,6 +132,7 @@ class TrainResult:
     best_step: int | None
     last_valid: dict[str, float] | None
     seconds: float
+    skipped_steps: int = 0  # updates skipped for a non-finite loss or gradient norm
 
 
 class Trainer:
@@ -167,17 +198,32 @@ class Trainer:
         self.progress = progress
         self._metrics_file = self.out_dir / "metrics.jsonl"
         self._tb = None
+        self._signal: int | None = None  # the signal that asked this run to stop
+        self._old_handlers: dict[int, Any] = {}
+        self._saved_step: int | None = None  # the step of the newest checkpoint on disk
 
     # --- public -------------------------------------------------------------------------------
 
     def fit(self, resume: bool = False) -> TrainResult:
         """Train until a stopping condition; return a summary. `resume` continues the latest
-        checkpoint in `out_dir` exactly where it stopped."""
+        checkpoint in `out_dir` exactly where it stopped; resuming a run that has already
+        met a stopping condition (of this config: raise max_steps to go on) trains nothing
+        and writes nothing.
+
+        Raises `Interrupted` after SIGTERM/SIGINT (once the current step's checkpoint is
+        saved) and `DivergedError` after `max_bad_steps` non-finite updates in a row.
+        """
         cfg = self.config
-        self._prepare_out_dir(resume)
         if resume:
             self._resume()
-        else:
+            self._saved_step = self.state.step
+            done = self._finished_reason()
+            if done:
+                return self._finished(done)
+        self._prepare_out_dir(resume)
+        if resume:
+            self._export_lost_best()
+        if not resume:
             torch.manual_seed(cfg.seed + self.dist.rank)
             random.seed(cfg.seed + self.dist.rank)
         # The run's clock continues across resumes (as fairseq's --stop-time-hours): max_minutes
@@ -189,37 +235,59 @@ class Trainer:
         last_valid: dict[str, float] | None = None
         stopped = ""
         window = _Window()
-        while not stopped:
-            batches = iter(self.sampler)  # the rest of the current epoch
-            epoch_done = False
+        bad_in_a_row = 0
+        self._catch_signals()
+        try:
             while not stopped:
-                group = [b for _, b in zip(range(cfg.update_freq), batches, strict=False)]
-                if not group:
-                    epoch_done = True
-                    break
-                stats = self._update(group)
-                window.add(stats)
-                self.state.step += 1
-                self.state.tokens += stats["tokens"]
-                if bar is not None:
-                    bar.update(1)
-                    bar.set_postfix(window.postfix(), refresh=False)
-                if self.state.step % cfg.log_every == 0:
-                    self._log({"split": "train", **window.summary(), "epoch": self.sampler.epoch})
-                    window = _Window()
-                stopped = self._stop_reason(epoch_done=False)
-                if self._validation_due() or stopped:
-                    last_valid = self._validate_and_save()
-                    stopped = stopped or self._early_stop()
-            if epoch_done and not stopped:
-                stopped = self._stop_reason(epoch_done=True)
-                if stopped:
-                    last_valid = self._validate_and_save()
-        if bar is not None:
-            bar.close()
+                batches = iter(self.sampler)  # the rest of the current epoch
+                epoch_done = False
+                while not stopped:
+                    group = [b for _, b in zip(range(cfg.update_freq), batches, strict=False)]
+                    if not group:
+                        epoch_done = True
+                        break
+                    stats = self._update(group)
+                    if stats["skipped"]:
+                        bad_in_a_row += 1
+                        window.skipped += 1
+                        self.state.skipped += 1
+                        self._skipped(stats, bad_in_a_row)
+                        continue  # the same step number again, with the next batches
+                    bad_in_a_row = 0
+                    window.add(stats)
+                    self.state.step += 1
+                    self.state.tokens += stats["tokens"]
+                    if bar is not None:
+                        bar.update(1)
+                        bar.set_postfix(window.postfix(), refresh=False)
+                    if self.state.step % cfg.log_every == 0:
+                        record = {"split": "train", **window.summary(), "epoch": self.sampler.epoch}
+                        self._log(record)
+                        window = _Window()
+                    stopped = self._stop_reason(epoch_done=False)
+                    if self._validation_due() or stopped:
+                        last_valid = self._validate_and_save()
+                        stopped = stopped or self._early_stop()
+                    if not stopped and self._interrupted():
+                        self._stop_on_signal()
+                if epoch_done and not stopped:
+                    stopped = self._stop_reason(epoch_done=True)
+                    if stopped:
+                        last_valid = self._validate_and_save()
+        finally:
+            self._restore_signals()
+            if bar is not None:
+                bar.close()
         self._export_final()
         dist_utils.barrier(self.dist)
-        result = TrainResult(
+        result = self._result(stopped, last_valid)
+        self._log({"split": "end", **result.__dict__})
+        if self._tb is not None:
+            self._tb.close()
+        return result
+
+    def _result(self, stopped: str, last_valid: dict[str, float] | None) -> TrainResult:
+        return TrainResult(
             steps=self.state.step,
             epochs=self.sampler.epoch,
             stopped_because=stopped,
@@ -227,11 +295,8 @@ class Trainer:
             best_step=self.state.best_step,
             last_valid=last_valid,
             seconds=self._run_seconds(),
+            skipped_steps=self.state.skipped,
         )
-        self._log({"split": "end", **result.__dict__})
-        if self._tb is not None:
-            self._tb.close()
-        return result
 
     # --- one optimiser step -------------------------------------------------------------------
 
@@ -249,6 +314,7 @@ class Trainer:
         loss_sum = nll_sum = 0.0
         tokens = 0
         t0 = time.perf_counter()
+        stats = {"lr": lr, "skipped": False}
         for i, indices in enumerate(group):
             batch = self.task.collate(indices, self.device)
             # DDP: all-reduce gradients once per update, not after every micro-batch.
@@ -265,17 +331,31 @@ class Trainer:
         # Normalise by the tokens of the whole update on all ranks, as if one process had run
         # the global batch: DDP averaged over ranks, so multiply back by world_size.
         total_tokens = dist_utils.all_reduce_sum(tokens, self.device, self.dist)
+        # summed before the step: every rank then sees the same loss, and skips alike
+        loss_sum = dist_utils.all_reduce_sum(loss_sum, self.device, self.dist)
+        nll_sum = dist_utils.all_reduce_sum(nll_sum, self.device, self.dist)
         if self.scaler:
             self.scaler.unscale_(self.optimizer)
         scale = self.dist.world_size / max(total_tokens, 1.0)
         grads = [p.grad for p in self.model.parameters() if p.grad is not None]
         torch._foreach_mul_(grads, scale)
+        # The same on every rank too: DDP's gradients are all-reduced, FSDP's norm is global.
         if cfg.clip_norm > 0:
             grad_norm = float(
                 torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.clip_norm)
             )
         else:
             grad_norm = float(torch.linalg.vector_norm(torch.stack([g.norm() for g in grads])))
+        stats.update(loss=loss_sum, nll=nll_sum, tokens=int(total_tokens), grad_norm=grad_norm)
+        # A non-finite loss is never a step. Non-finite gradients of a finite loss are the fp16
+        # scaler's business (it skips that step itself and lowers the scale); without one they
+        # would write NaN into the weights and Adam's moments for good.
+        if not math.isfinite(loss_sum) or (self.scaler is None and not math.isfinite(grad_norm)):
+            if self.scaler:
+                self.scaler.update()  # unscale_ recorded the overflow: the scale still drops
+            self.optimizer.zero_grad(set_to_none=True)
+            stats.update(skipped=True, seconds=time.perf_counter() - t0)
+            return stats
         if self.scaler:
             self.scaler.step(self.optimizer)
             self.scaler.update()
@@ -288,16 +368,35 @@ class Trainer:
                 # each rank averages its own shards: all with rank 0's decay (clocks differ)
                 took = dist_utils.broadcast_float(took, self.device, self.dist)
             self.ema.update(self.model, took)
-        loss_sum = dist_utils.all_reduce_sum(loss_sum, self.device, self.dist)
-        nll_sum = dist_utils.all_reduce_sum(nll_sum, self.device, self.dist)
-        return {
-            "loss": loss_sum,
-            "nll": nll_sum,
-            "tokens": int(total_tokens),
-            "lr": lr,
-            "grad_norm": grad_norm,
-            "seconds": time.perf_counter() - t0,
-        }
+        stats["seconds"] = time.perf_counter() - t0
+        return stats
+
+    def _skipped(self, stats: dict[str, Any], in_a_row: int) -> None:
+        """Report an update skipped for a non-finite loss or gradient norm; after
+        `max_bad_steps` in a row, stop the run: it has diverged (or its data is broken)."""
+        cfg = self.config
+        step = self.state.step + 1
+        what = f"loss {stats['loss']}, gradient norm {stats['grad_norm']}"
+        if self.dist.is_main:
+            log.warning(
+                "update %d: non-finite %s (%s): skipped, no optimiser step (%d in a row; the "
+                "run stops at %d)", step,
+                "loss" if not math.isfinite(stats["loss"]) else "gradient norm", what,
+                in_a_row, cfg.max_bad_steps,
+            )  # fmt: skip
+        if in_a_row < cfg.max_bad_steps:
+            return
+        self._log({"split": "diverged", "step": self.state.step, "skipped_in_a_row": in_a_row})
+        last = self._saved_step
+        since = f"; the last checkpoint is step {last}" if last is not None else ""
+        raise DivergedError(
+            f"training diverged: {in_a_row} updates in a row after step {self.state.step} had a "
+            f"non-finite loss or gradient norm (the last: {what}), so none was applied "
+            f"(max_bad_steps={cfg.max_bad_steps}){since}. Lower the learning rate (peak_lr or "
+            "lr_scale) or lengthen warmup_steps, clip gradients (clip_norm), train in fp32 "
+            "(precision fp32), or check the training data for broken examples; then --resume "
+            "(with the new settings) or start afresh"
+        )
 
     # --- validation, checkpoints, stopping ----------------------------------------------------
 
@@ -333,6 +432,7 @@ class Trainer:
                 self.task.export(ema if ema is not None else model, self.out_dir)
             keep = {self.state.best_step} if self.state.best_step is not None else set()
             ckpt.prune(self.ckpt_dir, cfg.keep_last, keep)
+        self._saved_step = self.state.step
         dist_utils.barrier(self.dist)
         return metrics
 
@@ -376,7 +476,8 @@ class Trainer:
         model: nn.Module,
         ema: nn.Module | None,
         optimizer_state: dict[str, Any],
-    ) -> None:
+        interrupted: str | None = None,
+    ) -> ckpt.Checkpoint:
         state = {
             "optimizer": optimizer_state,
             "scaler": self.scaler.state_dict() if self.scaler else None,
@@ -393,12 +494,15 @@ class Trainer:
                 "bad_validations": self.state.bad_validations,
                 "history": self.state.history,
                 "seconds": self._run_seconds(),
+                "skipped": self.state.skipped,
             },
         }
         meta = {"epoch": self.sampler.epoch, "metrics": metrics}
+        if interrupted:
+            meta["interrupted"] = interrupted
         if self.ema is not None:
             state["ema_updates"] = self.ema.updates
-        ckpt.save_checkpoint(self.ckpt_dir, self.state.step, model, state, meta, ema)
+        return ckpt.save_checkpoint(self.ckpt_dir, self.state.step, model, state, meta, ema)
 
     def _resume(self) -> None:
         last = ckpt.check_run_dir(self.out_dir, resume=True)[-1]
@@ -428,6 +532,7 @@ class Trainer:
         self.state = TrainState(
             t["step"], t["tokens"], t["best"], t["best_step"], t["bad_validations"], t["history"],
             t.get("seconds", 0.0),  # checkpoints from before the clock was kept resume at 0
+            t.get("skipped", 0),
         )  # fmt: skip
         log.info("resumed from %s (step %d, epoch %d)", last.path, t["step"], self.sampler.epoch)
 
@@ -476,6 +581,85 @@ class Trainer:
         stop = dist_utils.broadcast_flag(bool(reason), self.device, self.dist)
         return (reason or "stopped by rank 0") if stop else ""
 
+    def _finished_reason(self) -> str:
+        """Why a resumed run has nothing left to do under this config ("" if it has): a
+        stopping condition its checkpoint already meets. All ranks hold the same state."""
+        cfg, state = self.config, self.state
+        if cfg.max_steps is not None and state.step >= cfg.max_steps:
+            return f"reached max_steps={cfg.max_steps}"
+        if cfg.max_epochs is not None and self.sampler.epoch >= cfg.max_epochs:
+            return f"reached max_epochs={cfg.max_epochs}"
+        if cfg.max_minutes is not None and state.seconds >= 60 * cfg.max_minutes:
+            return f"reached max_minutes={cfg.max_minutes}"
+        if cfg.patience is not None and state.bad_validations >= cfg.patience:
+            return f"stopped early: no improvement in {cfg.patience} validations"
+        return ""
+
+    def _finished(self, reason: str) -> TrainResult:
+        """The result of resuming a finished run: nothing trained, nothing written. Only a run
+        that stopped (at its last checkpoint) before its export finished, as after a kill,
+        gets that export now."""
+        last = self.state.history[-1] if self.state.history else {}
+        last_valid = {k: v for k, v in last.items() if k not in ("step", "minutes")} or None
+        self._clock_start = time.monotonic() - self.state.seconds
+        ended = dist_utils.broadcast_flag(self._ended_cleanly(), self.device, self.dist)
+        if ended:
+            if self.dist.is_main:
+                log.warning(
+                    "%s: the run is finished (%s at step %d); nothing to do. Raise the limit to "
+                    "train on", self.out_dir, reason, self.state.step,
+                )  # fmt: skip
+            return self._result(f"already {reason}", last_valid)
+        if self.dist.is_main:
+            log.warning("%s: the run stopped before its export; exporting now", self.out_dir)
+        self._export_lost_best()
+        self._export_final()
+        dist_utils.barrier(self.dist)
+        result = self._result(reason, last_valid)
+        self._log({"split": "end", **result.__dict__})
+        return result
+
+    def _export_lost_best(self) -> None:
+        """After resuming from the best checkpoint: export it if the model directory does not
+        hold it, as when a kill came between saving that checkpoint and exporting it (the
+        weights just loaded are that checkpoint's). The digests in the files' headers tell."""
+        if self.config.average_last > 1 or self.state.best_step != self.state.step:
+            return
+        stale = False
+        if self.dist.is_main:
+            saved = ckpt.list_checkpoints(self.ckpt_dir)[-1].path
+            source = saved / ckpt.EMA_WEIGHTS  # what the model directory holds, if kept
+            if self.ema is None or not source.is_file():
+                source = saved / ckpt.WEIGHTS
+            exported = stored_digest(self.out_dir / ckpt.WEIGHTS)
+            stale = exported is None or exported != stored_digest(source)
+        if self.fsdp is not None:  # then every rank takes part in gathering the weights
+            stale = dist_utils.broadcast_flag(stale, self.device, self.dist)
+        if not stale:
+            return
+        model, ema = self._whole_models()
+        if self.dist.is_main:
+            log.warning("%s: exporting the best checkpoint (step %d) anew", self.out_dir,
+                        self.state.step)  # fmt: skip
+            ckpt.write_best(self.ckpt_dir, self.state.step, self.config.best_metric,
+                            self.state.best)  # fmt: skip
+            self.task.export(ema if ema is not None else model, self.out_dir)
+
+    def _ended_cleanly(self) -> bool:
+        """Whether the metrics log ends with this run's end record at the current step (rank
+        0's view: other ranks answer False, and take rank 0's)."""
+        if not self.dist.is_main or not self._metrics_file.is_file():
+            return False
+        with open(self._metrics_file, "rb") as f:
+            f.seek(0, 2)
+            f.seek(max(f.tell() - 65536, 0))
+            lines = f.read().decode("utf-8", "replace").splitlines()
+        try:
+            last = json.loads(lines[-1]) if lines else {}
+        except json.JSONDecodeError:  # a line cut short by a crash
+            return False
+        return last.get("split") == "end" and last.get("steps") == self.state.step
+
     def _early_stop(self) -> str:
         cfg = self.config
         stop = cfg.patience is not None and self.state.bad_validations >= cfg.patience
@@ -491,7 +675,8 @@ class Trainer:
         if not self.dist.is_main:
             return
         if k > 1:
-            last = ckpt.list_checkpoints(self.ckpt_dir)[-k:]
+            regular = [c for c in ckpt.list_checkpoints(self.ckpt_dir) if not c.interrupted]
+            last = regular[-k:]
             # config and tokenizer (the weights are replaced)
             template = self.model if self.fsdp is None else self.fsdp.model_copy
             self.task.export(template, self.out_dir)
@@ -514,11 +699,68 @@ class Trainer:
         if self.dist.is_main:
             ckpt.check_run_dir(self.out_dir, resume)
             self.out_dir.mkdir(parents=True, exist_ok=True)
+            if not resume:  # a fresh run's log starts afresh (--force into an old directory)
+                self._metrics_file.unlink(missing_ok=True)
             atomic_write_text(
                 self.out_dir / "train_config.json",
                 json.dumps(self.config.to_dict(), indent=2) + "\n",
             )
         dist_utils.barrier(self.dist)
+
+    # --- signals: stop at the end of a step, with a checkpoint ------------------------------
+
+    def _catch_signals(self) -> None:
+        """From here to `_restore_signals`, SIGTERM and SIGINT ask the run to stop after the
+        current step (Python lets only the main thread install handlers: elsewhere, as in a
+        notebook's worker thread, they keep their defaults)."""
+        self._signal = None
+        if threading.current_thread() is not threading.main_thread():
+            return
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            old = signal.signal(signum, self._on_signal)
+            self._old_handlers[signum] = signal.SIG_DFL if old is None else old
+
+    def _restore_signals(self) -> None:
+        for signum, old in self._old_handlers.items():
+            signal.signal(signum, old)
+        self._old_handlers = {}
+
+    def _on_signal(self, signum: int, frame: Any) -> None:
+        name = signal.Signals(signum).name
+        if self._signal is not None:  # asked twice: stop now (any save in progress is atomic)
+            self._restore_signals()
+            raise Interrupted(signum, self.state.step, None)
+        self._signal = signum
+        log.warning(
+            "%s: stopping after this step, with a checkpoint (%s again stops at once)", name, name
+        )
+
+    def _interrupted(self) -> bool:
+        """Whether any rank got a signal: all ranks stop after the same step."""
+        flag = self._signal is not None
+        if self.dist.enabled:
+            flag = dist_utils.all_reduce_sum(float(flag), self.device, self.dist) > 0
+        return flag
+
+    def _stop_on_signal(self) -> None:
+        """Save the current state (unless this step's checkpoint is on disk) and raise
+        `Interrupted`. No validation: the checkpoint is marked as written on a signal, so
+        that pruning and averaging pass over it, and resumes as a regular one does."""
+        signum = self._signal if self._signal is not None else signal.SIGTERM  # another rank's
+        name = signal.Signals(signum).name
+        path = self.ckpt_dir / f"step_{self.state.step:08d}"
+        if self._saved_step != self.state.step:
+            model, ema = self._whole_models()  # under FSDP gathered by every rank
+            optimizer_state = self._optimizer_state()
+            if self.dist.is_main:
+                path = self._save_checkpoint({}, model, ema, optimizer_state, name).path
+                keep = {self.state.best_step} if self.state.best_step is not None else set()
+                ckpt.prune(self.ckpt_dir, self.config.keep_last, keep)
+            self._saved_step = self.state.step
+        self._log({"split": "interrupt", "step": self.state.step, "signal": name,
+                   "checkpoint": str(path)})  # fmt: skip
+        dist_utils.barrier(self.dist)
+        raise Interrupted(signum, self.state.step, path)
 
     def _wrap(self, model: nn.Module) -> nn.Module:
         wrapped = model
@@ -578,8 +820,16 @@ class Trainer:
         if not self.dist.is_main:
             return
         line = json.dumps({"time": round(time.time(), 3), **record}, default=str)
-        with open(self._metrics_file, "a", encoding="utf-8") as f:
-            f.write(line + "\n")
+        try:
+            with open(self._metrics_file, "a", encoding="utf-8") as f:
+                f.write(line + "\n")
+        except OSError as err:
+            if is_disk_full(err):
+                raise disk_full_error(
+                    self._metrics_file, "a log line",
+                    "free some space, then continue the run with --resume",
+                ) from err  # fmt: skip
+            raise
         log.info("%s", line)
         if self.config.tensorboard:
             self._tensorboard(record)
@@ -606,6 +856,7 @@ class _Window:
         self.loss = self.nll = self.seconds = 0.0
         self.tokens = self.steps = 0
         self.lr = self.grad_norm = 0.0
+        self.skipped = 0  # updates skipped (non-finite loss or gradient norm)
 
     def add(self, stats: dict[str, float]) -> None:
         self.loss += stats["loss"]
@@ -625,6 +876,7 @@ class _Window:
             "lr": self.lr,
             "grad_norm": self.grad_norm,
             "tokens_per_s": self.tokens / max(self.seconds, 1e-9),
+            "skipped_steps": self.skipped,
         }
 
     def postfix(self) -> dict[str, str]:
