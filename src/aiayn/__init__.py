@@ -32,3 +32,14 @@ def generate(model, prompts, max_new_tokens: int = 256, **kwargs):
     from aiayn.generator import generate as _generate
 
     return _generate(model, prompts, max_new_tokens=max_new_tokens, **kwargs)
+
+
+def classify(model, texts, pairs=None, **kwargs):
+    """Classify `texts` (or text pairs) with a fine-tuned classifier directory.
+
+    `aiayn.classify("runs/sst2", ["a gripping film"])` → list of `Prediction(label, probs)`.
+    See `aiayn.classifier.classify` for every option.
+    """
+    from aiayn.classifier import classify as _classify
+
+    return _classify(model, texts, pairs, **kwargs)

@@ -13,6 +13,7 @@ from aiayn.tokenizers import (
     BertTokenizer,
     load_bert_tokenizer,
     train_bert_tokenizer,
+    train_bert_tokenizer_on_texts,
 )
 
 CORPUS = (
@@ -328,3 +329,19 @@ def test_a_hand_built_backend_gets_specials_and_decoder():
     enc = tok.encode("The cats")
     assert enc.ids == [3, 0, 6, 7, 4] and enc.words == [None, 0, 1, 1, None]
     assert tok.decode(enc.ids) == "the cats"  # specials dropped, "##" pieces joined
+
+
+def test_ids_are_numbered_canonically_and_texts_train_too(tmp_path):
+    # the trainer numbers tokens in hash order; the ids are renumbered: specials, then sorted
+    text = tmp_path / "t.txt"
+    text.write_text(CORPUS * 3)
+    for tok in (
+        train_bert_tokenizer(text, vocab_size=120, min_frequency=1),
+        train_bert_tokenizer_on_texts(CORPUS.splitlines() * 3, vocab_size=120, min_frequency=1),
+    ):
+        vocab = tok.backend.get_vocab()
+        by_id = sorted(vocab, key=vocab.__getitem__)
+        assert by_id[:5] == ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+        assert by_id[5:] == sorted(by_id[5:])
+        ids = tok.encode("the quick brown fox").ids
+        assert tok.unk_id not in ids and tok.decode(ids) == "the quick brown fox"

@@ -13,6 +13,8 @@ hidden from attention, so a sequence's vectors do not depend on how much padding
 
 from __future__ import annotations
 
+from typing import Literal
+
 from torch import Tensor, nn
 
 from aiayn.config import EncoderOnlyConfig
@@ -77,14 +79,23 @@ class EncoderOnly(nn.Module):
         return hidden, real, weights
 
     def forward(
-        self, ids: Tensor, segments: Tensor | None = None, only: Tensor | None = None
+        self,
+        ids: Tensor,
+        segments: Tensor | None = None,
+        only: Tensor | None = None,
+        head: Literal["mlm", "classify"] = "mlm",
     ) -> Tensor:
         """Masked-LM logits at every position, or at the positions `only` selects (pretraining
-        predicts ~15% of them: projecting the rest onto the vocabulary would be wasted).
+        predicts ~15% of them: projecting the rest onto the vocabulary would be wasted); with
+        `head="classify"`, the class logits of each sequence (`classify`). One entry point
+        for both, so that a wrapper's forward (DDP's gradient hooks) sees either task.
 
         Shape: ids (B, T), segments (B, T) | None, only (B, T) bool | None
-        -> logits (B, T, V), or (N, V) for the N positions `only` selects (row-major order).
+        -> logits (B, T, V), or (N, V) for the N positions `only` selects (row-major order),
+        or (B, num_labels) for `head="classify"`.
         """
+        if head == "classify":
+            return self.classify(ids, segments)
         hidden, _, _ = self.encode(ids, segments)
         return self.mlm(hidden if only is None else hidden[only])
 

@@ -29,6 +29,7 @@ from aiayn.tokenizers.bert import (
     BertTokenizer,
     load_bert_tokenizer,
     train_bert_tokenizer,
+    train_bert_tokenizer_on_texts,
 )
 from aiayn.tokenizers.char import CharTokenizer
 from aiayn.tokenizers.lm import (
@@ -80,6 +81,7 @@ __all__ = [
     "load_bert_tokenizer",
     "load_lm_tokenizer",
     "train_bert_tokenizer",
+    "train_bert_tokenizer_on_texts",
     "train_bpe",
     "train_lm_tokenizer",
     "train_wordpiece",

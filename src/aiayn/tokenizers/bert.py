@@ -35,7 +35,7 @@ import hashlib
 import logging
 import os
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -360,12 +360,38 @@ def train_bert_tokenizer(
         show_progress: draw the `tokenizers` progress bars on stderr.
 
     Returns:
-        A `BertTokenizer` with [PAD] 0, [UNK] 1, [CLS] 2, [SEP] 3, [MASK] 4.
+        A `BertTokenizer` with [PAD] 0, [UNK] 1, [CLS] 2, [SEP] 3, [MASK] 4, the other tokens
+        numbered in sorted order. Not bit-reproducible: two trainings on the same text may
+        differ in a few rare pieces (see `_canonical_ids`); reuse the tokenizer.json to
+        reproduce a run.
 
     Raises:
         ConfigError: `vocab_size` cannot hold the special tokens and the text's characters.
         DataError: a file is missing, empty, unreadable or not UTF-8 (file:line named).
     """
+    _check_vocab_size(vocab_size)
+    paths = source_paths(files)  # all checked before training starts
+    # Chunks of whole lines: the normalizer turns newlines into spaces, and no WordPiece word
+    # spans whitespace, so where the chunks are cut does not matter.
+    chunks = (chunk for path in paths for chunk in iter_text_chunks(path))
+    what = ", ".join(map(str, paths))
+    return _train(chunks, what, vocab_size, lowercase, min_frequency, show_progress)
+
+
+def train_bert_tokenizer_on_texts(
+    texts: Iterable[str],
+    vocab_size: int = 8000,
+    lowercase: bool = True,
+    min_frequency: int = 2,
+    *,
+    show_progress: bool = False,
+) -> BertTokenizer:
+    """`train_bert_tokenizer` on texts in memory (e.g. the sentences of a labelled table)."""
+    _check_vocab_size(vocab_size)
+    return _train(iter(texts), "texts", vocab_size, lowercase, min_frequency, show_progress)
+
+
+def _check_vocab_size(vocab_size: int) -> None:
     if (
         isinstance(vocab_size, bool)
         or not isinstance(vocab_size, int)
@@ -375,7 +401,16 @@ def train_bert_tokenizer(
             f"vocab_size={vocab_size!r} is too small: a BERT vocabulary holds the "
             f"{len(BERT_SPECIAL_TOKENS)} special tokens and the characters of the text"
         )
-    paths = source_paths(files)  # all checked before training starts
+
+
+def _train(
+    chunks: Iterator[str],
+    what: str,
+    vocab_size: int,
+    lowercase: bool,
+    min_frequency: int,
+    show_progress: bool,
+) -> BertTokenizer:
     model = models.WordPiece(
         unk_token=UNK,
         continuing_subword_prefix=CONTINUATION_PREFIX,
@@ -395,9 +430,6 @@ def train_bert_tokenizer(
         continuing_subword_prefix=CONTINUATION_PREFIX,
         show_progress=show_progress,
     )
-    # Chunks of whole lines: the normalizer turns newlines into spaces, and no WordPiece word
-    # spans whitespace, so where the chunks are cut does not matter.
-    chunks = (chunk for path in paths for chunk in iter_text_chunks(path))
     start = time.perf_counter()
     backend.train_from_iterator(chunks, trainer=trainer)
     size = backend.get_vocab_size(with_added_tokens=True)
@@ -408,11 +440,33 @@ def train_bert_tokenizer(
             f"vocab_size={vocab_size} is too small for this text: the special tokens and its "
             f"characters alone take {_n_alphabet(backend)} entries; use a larger vocab_size"
         )
+    _canonical_ids(backend)
     logger.info(
         "trained BERT WordPiece vocabulary of %d tokens (asked for %d) on %s in %.1f s",
-        size, vocab_size, ", ".join(map(str, paths)), time.perf_counter() - start,
+        size, vocab_size, what, time.perf_counter() - start,
     )  # fmt: skip
     return BertTokenizer(backend)
+
+
+def _canonical_ids(backend: tokenizers.Tokenizer) -> None:
+    """Renumber the vocabulary: the specials 0..4, then every other token in sorted order.
+
+    The trainer numbers tokens in hash order, different in every training; WordPiece segments
+    by the vocabulary as a set (longest match), so renumbering changes no segmentation and
+    makes two trainings that learned the same pieces give the same ids. It cannot make them
+    learn the same pieces: the trainer also breaks ties between equally frequent merges in hash
+    order, which on real text changes a few rare pieces from run to run (Multi30k's val.en at
+    2,000 tokens: 4 different vocabularies in 4 runs). A run that must be reproduced reuses its
+    tokenizer.json."""
+    vocab = backend.get_vocab(with_added_tokens=True)
+    rest = sorted(t for t in vocab if t not in BERT_SPECIAL_TOKENS)
+    ordered = {token: i for i, token in enumerate([*BERT_SPECIAL_TOKENS, *rest])}
+    backend.model = models.WordPiece(
+        ordered,
+        unk_token=UNK,
+        continuing_subword_prefix=CONTINUATION_PREFIX,
+        max_input_chars_per_word=MAX_WORD_CHARS,
+    )
 
 
 def _n_alphabet(backend: tokenizers.Tokenizer) -> int:
@@ -437,4 +491,5 @@ __all__ = [
     "BertTokenizer",
     "load_bert_tokenizer",
     "train_bert_tokenizer",
+    "train_bert_tokenizer_on_texts",
 ]

@@ -25,6 +25,12 @@ METRICS: dict[str, bool] = {
 class MLMConfig:
     """The options of masked-LM pretraining; defaults are BERT's where it has one."""
 
+    tokenizer: str | None = option(
+        "a BERT tokenizer.json (or a model directory holding one) to use instead of training "
+        "a WordPiece vocabulary: a published BERT's, or an earlier run's to reproduce it; "
+        "unset = train one on the training text",
+        None,
+    )
     vocab_size: int = option("WordPiece vocabulary size, special tokens included", 8000)
     lowercase: bool = option(
         "lowercase and strip accents before WordPiece (BERT uncased); off = cased", True

@@ -47,9 +47,9 @@ def train_mlm(
     """Pretrain an encoder-only model with the masked-LM objective on text files (one
     sentence or paragraph a line); return the Trainer's result.
 
-    A WordPiece tokenizer is trained on the training text unless one is given (`tokenizer`:
-    e.g. a published BERT vocabulary, `BertTokenizer.from_file`); on `resume` the run's own is
-    reused. The model's vocabulary is sized from it. Without `valid_text` the last
+    A WordPiece tokenizer is trained on the training text unless one is given (`tokenizer`,
+    or a file in `task_config.tokenizer`: e.g. a published BERT vocabulary); on `resume` the
+    run's own is reused. The model's vocabulary is sized from it. Without `valid_text` the last
     `valid_fraction` of each training file's lines validates.
 
     Raises:
@@ -86,6 +86,8 @@ def train_mlm(
         tokenizer = load_bert_tokenizer(out_dir)
         model_config = EncoderOnlyConfig.load(out_dir / "config.json")
     else:
+        if tokenizer is None and task_config.tokenizer is not None:
+            tokenizer = load_bert_tokenizer(task_config.tokenizer)
         if tokenizer is None:
             tokenizer = train_bert_tokenizer(
                 train_paths, vocab_size=task_config.vocab_size, lowercase=task_config.lowercase

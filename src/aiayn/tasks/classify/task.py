@@ -1,0 +1,145 @@
+"""`ClassifyTask`: the Trainer's view of fine-tuning an encoder to classify sequences. Batches
+are examples of similar length ([CLS] text [SEP] (pair [SEP]), right-padded); the loss is the
+cross-entropy of each example's class; validation reports loss, accuracy, macro F1 and MCC.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from aiayn.data.batching import TokenBatchSampler
+from aiayn.data.labelled import LabelSet
+from aiayn.evaluate.classification import classification_scores
+from aiayn.io import atomic_write_text
+from aiayn.models.encoder_only import EncoderOnly
+from aiayn.models.serialization import save_pretrained
+from aiayn.tasks.classify.config import ClassifyConfig, higher_is_better
+from aiayn.tasks.mlm.data import pad_sequences
+from aiayn.tokenizers.bert import BertTokenizer
+from aiayn.train.loss import LossOutput
+
+LABELS_FILE = "labels.json"  # the class names of a classifier's ids, beside its config
+
+Batch = tuple[Tensor, Tensor, Tensor]  # ids (B, T), segments (B, T), labels (B,)
+
+
+@dataclass
+class Examples:
+    """Encoded examples: ids and segments (1-D int arrays, specials included) and class ids."""
+
+    ids: list[np.ndarray]
+    segments: list[np.ndarray]
+    labels: np.ndarray  # (N,) int64
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    @classmethod
+    def encode(
+        cls,
+        tokenizer: BertTokenizer,
+        texts: list[str],
+        pairs: list[str] | None,
+        labels: list[int],
+        max_len: int,
+    ) -> Examples:
+        encoded = tokenizer.encode_batch(texts, pairs, max_len=max_len)
+        return cls(
+            [np.asarray(e.ids, dtype=np.int64) for e in encoded],
+            [np.asarray(e.segments, dtype=np.int64) for e in encoded],
+            np.asarray(labels, dtype=np.int64),
+        )
+
+    def batch(self, indices: list[int], pad_id: int) -> Batch:
+        return (
+            pad_sequences([self.ids[i] for i in indices], pad_id),  # (B, T)
+            pad_sequences([self.segments[i] for i in indices], 0),  # (B, T)
+            torch.from_numpy(self.labels[indices]),  # (B,)
+        )
+
+
+def classify_loss(model: nn.Module, batch: Batch) -> LossOutput:
+    """Summed cross-entropy of each example's class (in fp32). Shape: labels (B,) long."""
+    ids, segments, labels = batch
+    logits = model(ids, segments, head="classify").float()  # (B, K), through any wrapper
+    loss = F.cross_entropy(logits, labels, reduction="sum")
+    return LossOutput(loss, loss.detach(), int(labels.numel()))
+
+
+def save_labels(labels: LabelSet, directory: Path) -> None:
+    atomic_write_text(directory / LABELS_FILE, json.dumps(labels.to_json(), indent=2) + "\n")
+
+
+class ClassifyTask:
+    """The `TrainingTask` of a sequence classifier on an `EncoderOnly` model."""
+
+    def __init__(
+        self,
+        model: EncoderOnly,
+        train: Examples,
+        valid: Examples,
+        tokenizer: BertTokenizer,
+        labels: LabelSet,
+        config: ClassifyConfig | None = None,
+        seed: int = 1,
+    ) -> None:
+        self.model, self.train, self.valid = model, train, valid
+        self.tokenizer, self.labels, self.seed = tokenizer, labels, seed
+        self.config = config or ClassifyConfig()
+
+    # --- TrainingTask -------------------------------------------------------------------------
+
+    def train_sampler(self, rank: int, world_size: int) -> TokenBatchSampler:
+        lengths = np.fromiter((len(x) for x in self.train.ids), dtype=np.int64)
+        size = self.config.batch_size
+        return TokenBatchSampler(
+            np.stack([lengths, lengths], axis=1), max_tokens=size * int(lengths.max()),
+            max_sentences=size, seed=self.seed, rank=rank, world_size=world_size,
+        )  # fmt: skip
+
+    def collate(self, indices: list[int], device: torch.device) -> Batch:
+        return tuple(t.to(device) for t in self.train.batch(list(indices), self.tokenizer.pad_id))
+
+    def set_progress(self, step: int, minutes: float) -> None:
+        """Nothing in the classification loss changes as training goes."""
+
+    def loss(self, model: nn.Module, batch: Batch) -> LossOutput:
+        return classify_loss(model, batch)
+
+    @torch.no_grad()
+    def validate(self, model: nn.Module) -> dict[str, float]:
+        """Loss per example, accuracy, macro F1 and MCC on the validation examples."""
+        device = next(model.parameters()).device
+        nats, predicted = 0.0, []
+        order = np.argsort([len(x) for x in self.valid.ids], kind="stable")  # little padding
+        size = self.config.batch_size
+        gold = []
+        for start in range(0, len(order), size):
+            chunk = order[start : start + size].tolist()
+            ids, segments, labels = (
+                t.to(device) for t in self.valid.batch(chunk, self.tokenizer.pad_id)
+            )
+            logits = model.classify(ids, segments).float()  # (B, K)
+            nats += float(F.cross_entropy(logits, labels, reduction="sum"))
+            predicted += logits.argmax(dim=-1).tolist()
+            gold += labels.tolist()
+        scores = classification_scores(gold, predicted, len(self.labels))
+        return {"loss": nats / max(len(gold), 1), **scores}
+
+    def higher_is_better(self, metric: str) -> bool:
+        return higher_is_better(metric)
+
+    def export(self, model: nn.Module, directory: Path) -> None:
+        save_pretrained(model, directory)
+        self.tokenizer.save(directory)
+        save_labels(self.labels, directory)
+
+
+__all__ = ["LABELS_FILE", "ClassifyTask", "Examples", "classify_loss", "save_labels"]
