@@ -58,3 +58,30 @@ def test_additive_mask_is_zero_or_minus_inf():
 def test_torch_polarity_is_inverted():
     m = torch.tensor([True, False])
     assert to_torch_polarity(m).tolist() == [False, True]
+
+
+def test_lengths_mask_defaults_to_the_longest_length():
+    ids = torch.tensor([[5, 6, 0], [7, 8, 9], [4, 0, 0]])
+    mask = lengths_mask(torch.tensor([2, 3, 1]))
+    assert mask.shape == (3, 1, 1, 3)  # S = max(lengths)
+    assert torch.equal(mask, padding_mask(ids, 0))
+
+
+def test_causal_query_never_sees_a_later_position():
+    # query i sits at absolute position S - T + i; key j is visible iff j <= that position
+    for T, S in [(1, 1), (3, 3), (2, 5), (4, 6)]:
+        m = causal_mask(T, S)
+        for i in range(T):
+            assert m[i].tolist() == [j <= S - T + i for j in range(S)]
+
+
+def test_masks_live_on_the_device_of_their_inputs():
+    # "meta" stands in for a GPU: a mask built on the CPU would not combine with its inputs.
+    meta = torch.device("meta")
+    assert causal_mask(2, 3, device=meta).device == meta
+    assert lengths_mask(torch.tensor([1, 2], device=meta), max_len=3).device == meta
+    ids = torch.zeros(2, 3, dtype=torch.long, device=meta)
+    mask = decoder_self_mask(ids, 0)
+    assert mask.device == meta and mask.shape == (2, 1, 3, 3)
+    bias = to_additive(torch.ones(2, 3, dtype=torch.bool, device=meta), torch.float32)
+    assert bias.device == meta and bias.dtype == torch.float32
