@@ -38,11 +38,23 @@ class CommandParser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from aiayn.cli import average, data, demo, export, generate, model_info, train, translate
+    from aiayn.cli import (
+        average,
+        classify,
+        data,
+        demo,
+        export,
+        filter,
+        generate,
+        model_info,
+        train,
+        translate,
+    )  # fmt: skip
 
     parser = CommandParser(
         prog="aiayn",
-        description="The Transformer of 'Attention Is All You Need': train, translate, inspect.",
+        description="The Transformer of 'Attention Is All You Need' and its family: train, "
+        "translate, generate, classify, inspect.",
     )
     parser.add_argument(
         "-v", "--verbose", action="store_true", help="log details (INFO level) to stderr"
@@ -53,6 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
     translate.add_translate_parser(sub)
     translate.add_evaluate_parser(sub)
     generate.add_parser(sub)
+    classify.add_parser(sub)
+    filter.add_parser(sub)
     average.add_parser(sub)
     export.add_parser(sub)
     data.add_parser(sub)

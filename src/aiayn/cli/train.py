@@ -22,7 +22,7 @@ from typing import Any
 
 from aiayn.cli.flags import add_flags, field_types, given
 from aiayn.errors import ConfigError
-from aiayn.tasks import lm, translation
+from aiayn.tasks import classify, lm, mlm, translation
 from aiayn.train.config import TrainConfig
 
 
@@ -71,6 +71,29 @@ TASKS: dict[str, TaskCommand] = {
         },
         lm.LMConfig, lm.METRICS, lm.train_lm,
         presets=("gpt-mini", "baby-gpt", "gpt2"), default_preset="gpt-mini",
+    ),
+    "mlm": TaskCommand(
+        "an encoder-only model (BERT) pretrained on plain text by masked-LM",
+        {
+            "train_text": Input("training text, UTF-8 (.gz ok), a sentence or paragraph a line",
+                                many=True),
+            "valid_text": Input("validation text; unset = the last --valid-fraction of each "
+                                "training file's lines", required=False, many=True),
+        },
+        mlm.MLMConfig, mlm.METRICS, mlm.train_mlm,
+        presets=("bert-tiny", "bert-mini", "bert-small", "bert-base"), default_preset="bert-mini",
+    ),
+    "classify": TaskCommand(
+        "a classifier of texts or text pairs, fine-tuned from a pretrained encoder (BERT)",
+        {
+            "train": Input("labelled training data: .tsv (GLUE, with a header), .csv or .jsonl"),
+            "valid": Input("labelled validation data, same columns"),
+            "init": Input("pretrained encoder directory (aiayn train mlm); unset = from "
+                          "scratch, a WordPiece vocabulary trained on the training texts",
+                          required=False),
+        },
+        classify.ClassifyConfig, classify.METRICS, classify.train_classify,
+        presets=("bert-tiny", "bert-mini", "bert-small", "bert-base"), default_preset="bert-mini",
     ),
 }  # fmt: skip
 DEFAULT_TASK = "translation"  # what `aiayn train` without a task word trains
