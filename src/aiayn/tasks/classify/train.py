@@ -60,23 +60,19 @@ def train_classify(
     from aiayn.config import EncoderOnlyConfig
     from aiayn.data.labelled import LabelSet, read_labelled
     from aiayn.errors import ConfigError
-    from aiayn.io import atomic_write_text
     from aiayn.models.encoder_only import EncoderOnly
     from aiayn.models.serialization import load_pretrained, require_arch
     from aiayn.tasks.classify.task import LABELS_FILE, ClassifyTask, Examples, save_labels
+    from aiayn.tasks.run_dir import check_start, write_run_files
     from aiayn.tokenizers.bert import load_bert_tokenizer, train_bert_tokenizer_on_texts
-    from aiayn.train.checkpoint import check_run_dir
     from aiayn.train.trainer import Trainer
 
     task_config = task_config or ClassifyConfig()
-    if not isinstance(model_config, EncoderOnlyConfig):
-        raise ConfigError(
-            "a classifier needs an encoder-only model config (a preset such as bert-tiny, "
-            f"bert-mini, bert-small, bert-base), not a {model_config.arch} one"
-        )
-    out_dir = Path(out_dir)
-    check_run_dir(out_dir, resume)  # fail before reading data
-    higher_is_better(train_config.best_metric)
+    out_dir = check_start(  # fail before reading data
+        out_dir, resume, model_config, EncoderOnlyConfig,
+        "a classifier needs an encoder-only model config (a preset such as bert-tiny, "
+        "bert-mini, bert-small, bert-base)", higher_is_better, train_config.best_metric,
+    )  # fmt: skip
     if init is not None:
         require_arch(init, "encoder_only")
     columns = (task_config.text_column, task_config.pair_column, task_config.label_column)
@@ -127,15 +123,10 @@ def train_classify(
     trainer = Trainer(
         model, task, train_config, out_dir, progress=progress, d_model=model_config.d_model
     )
-    if trainer.dist.is_main:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        if not resume:
-            tokenizer.save(out_dir)
-            model_config.save(out_dir / "config.json")
-            save_labels(labels, out_dir)
-        text = json.dumps({**task_config.to_dict(), "init": None if init is None else str(init)},
-                          indent=2) + "\n"  # fmt: skip
-        atomic_write_text(out_dir / "task_config.json", text)
+    record = {**task_config.to_dict(), "init": None if init is None else str(init)}
+    write_run_files(out_dir, resume, tokenizer, model_config, record, trainer.dist.is_main)
+    if trainer.dist.is_main and not resume:
+        save_labels(labels, out_dir)
     log.info(
         "classifier: %.2fM parameters, %d classes (%s); %d training and %d validation "
         "examples of <= %d tokens; %s",

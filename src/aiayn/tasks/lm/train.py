@@ -18,7 +18,6 @@ The run directory becomes a model directory (`aiayn generate --model runs/shakes
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from collections.abc import Sequence
@@ -66,25 +65,19 @@ def train_lm(
     from aiayn.config import DecoderOnlyConfig
     from aiayn.data.lm_blocks import check_enough_tokens, split_tokens
     from aiayn.data.token_file import build_token_file
-    from aiayn.errors import ConfigError
-    from aiayn.io import atomic_write_text
     from aiayn.models.decoder_only import DecoderOnly
     from aiayn.tasks.lm.task import LMTask
+    from aiayn.tasks.run_dir import check_start, write_run_files
     from aiayn.tokenizers.lm import load_lm_tokenizer, train_lm_tokenizer
     from aiayn.tokenizers.text_files import source_paths
-    from aiayn.train.checkpoint import check_run_dir
     from aiayn.train.trainer import Trainer
 
     task_config = task_config or LMConfig()
-    if not isinstance(model_config, DecoderOnlyConfig):
-        raise ConfigError(
-            f"a language model needs a decoder-only model config (a preset such as gpt-mini, "
-            f"baby-gpt, gpt2), not a {model_config.arch} one"
-        )
-    out_dir = Path(out_dir)
-    # fail before spending minutes on data
-    check_run_dir(out_dir, resume)
-    higher_is_better(train_config.best_metric)
+    out_dir = check_start(  # fail before spending minutes on data
+        out_dir, resume, model_config, DecoderOnlyConfig,
+        "a language model needs a decoder-only model config (a preset such as gpt-mini, "
+        "baby-gpt, gpt2)", higher_is_better, train_config.best_metric,
+    )  # fmt: skip
     train_paths = source_paths(train_text)
     valid_paths = None if valid_text is None else source_paths(valid_text)
     show = progress is not False
@@ -122,13 +115,8 @@ def train_lm(
     trainer = Trainer(
         model, task, train_config, out_dir, progress=progress, d_model=model_config.d_model
     )
-    if trainer.dist.is_main:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        if not resume:
-            tokenizer.save(out_dir)
-            model_config.save(out_dir / "config.json")
-        text = json.dumps(task_config.to_dict(), indent=2) + "\n"
-        atomic_write_text(out_dir / "task_config.json", text)
+    write_run_files(out_dir, resume, tokenizer, model_config, task_config.to_dict(),
+                    trainer.dist.is_main)  # fmt: skip
     log.info(
         "model: %.2fM parameters; %s training and %s validation tokens (%s tokenizer, %d ids), "
         "context %d",

@@ -13,7 +13,6 @@ that `aiayn train classify --init` fine-tunes.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from collections.abc import Callable, Sequence
@@ -61,25 +60,21 @@ def train_mlm(
 
     from aiayn.config import EncoderOnlyConfig
     from aiayn.data.parallel import read_lines
-    from aiayn.errors import ConfigError, DataError
-    from aiayn.io import atomic_write_text
+    from aiayn.errors import DataError
     from aiayn.models.encoder_only import EncoderOnly
     from aiayn.tasks.mlm.data import Packed, pack_lines
     from aiayn.tasks.mlm.task import MLMTask
+    from aiayn.tasks.run_dir import check_start, write_run_files
     from aiayn.tokenizers.bert import load_bert_tokenizer, train_bert_tokenizer
     from aiayn.tokenizers.text_files import source_paths
-    from aiayn.train.checkpoint import check_run_dir
     from aiayn.train.trainer import Trainer
 
     task_config = task_config or MLMConfig()
-    if not isinstance(model_config, EncoderOnlyConfig):
-        raise ConfigError(
-            "masked-LM pretraining needs an encoder-only model config (a preset such as "
-            f"bert-tiny, bert-mini, bert-small, bert-base), not a {model_config.arch} one"
-        )
-    out_dir = Path(out_dir)
-    check_run_dir(out_dir, resume)  # fail before spending minutes on data
-    higher_is_better(train_config.best_metric)
+    out_dir = check_start(  # fail before spending minutes on data
+        out_dir, resume, model_config, EncoderOnlyConfig,
+        "masked-LM pretraining needs an encoder-only model config (a preset such as bert-tiny, "
+        "bert-mini, bert-small, bert-base)", higher_is_better, train_config.best_metric,
+    )  # fmt: skip
     train_paths = source_paths(train_text)
     valid_paths = None if valid_text is None else source_paths(valid_text)
     if resume:
@@ -125,13 +120,8 @@ def train_mlm(
     trainer = Trainer(
         model, task, train_config, out_dir, progress=progress, d_model=model_config.d_model
     )
-    if trainer.dist.is_main:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        if not resume:
-            tokenizer.save(out_dir)
-            model_config.save(out_dir / "config.json")
-        text = json.dumps(task_config.to_dict(), indent=2) + "\n"
-        atomic_write_text(out_dir / "task_config.json", text)
+    write_run_files(out_dir, resume, tokenizer, model_config, task_config.to_dict(),
+                    trainer.dist.is_main)  # fmt: skip
     log.info(
         "model: %.2fM parameters; %d training and %d validation sequences of <= %d tokens "
         "(WordPiece, %d ids)",

@@ -5,7 +5,6 @@ line can name it in its task table without loading them.
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -41,19 +40,19 @@ def train_translation(
     import torch
 
     from aiayn.config import ModelConfig
-    from aiayn.io import atomic_write_text
     from aiayn.models.encoder_decoder import EncoderDecoder
+    from aiayn.tasks.run_dir import check_start, write_run_files
     from aiayn.tasks.translation.data import prepare_data
     from aiayn.tasks.translation.task import TranslationTask
     from aiayn.tokenizers import TokenizerPair
-    from aiayn.train.checkpoint import check_run_dir
     from aiayn.train.trainer import Trainer
 
     task_config = task_config or TranslationConfig()
-    out_dir = Path(out_dir)
-    # fail before spending minutes on data
-    check_run_dir(out_dir, resume)
-    higher_is_better(train_config.best_metric)
+    out_dir = check_start(  # fail before spending minutes on data
+        out_dir, resume, model_config, ModelConfig,
+        "translation needs an encoder-decoder model config (a preset such as tiny, small, "
+        "base, big)", higher_is_better, train_config.best_metric,
+    )  # fmt: skip
     tokenizers = None
     if resume:
         tokenizers = TokenizerPair.load(out_dir)
@@ -84,13 +83,8 @@ def train_translation(
     trainer = Trainer(
         model, task, train_config, out_dir, progress=progress, d_model=model_config.d_model
     )
-    if trainer.dist.is_main:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        if not resume:
-            data.tokenizers.save(out_dir)
-            model_config.save(out_dir / "config.json")
-        text = json.dumps(task_config.to_dict(), indent=2) + "\n"
-        atomic_write_text(out_dir / "task_config.json", text)
+    write_run_files(out_dir, resume, data.tokenizers, model_config, task_config.to_dict(),
+                    trainer.dist.is_main)  # fmt: skip
     log.info(
         "model: %.2fM parameters; %d training pairs (%s)",
         model.num_parameters() / 1e6, len(data.train), data.train_stats,
