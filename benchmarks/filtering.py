@@ -7,7 +7,7 @@ from-scratch fine-tuning at several amounts of labelled data (issue 27's experim
 1. data: pair TSVs (aiayn.data.pair_negatives: each caption's true German and a misaligned
    one, half hard near-misses) from train, val and test_2016_flickr;
 2. pretraining: bert-mini, masked LM on the English and German training captions
-   (recipes/multi30k_bert_mini_mlm.json), within --pretrain-tokens;
+   (recipes/bert_mini_mlm_multi30k.json), within --pretrain-tokens;
 3. fine-tuning: for each size in --sizes (labelled training rows, drawn at random; 0 = all),
    from the pretrained encoder and from scratch (its own WordPiece on the rows), at most
    --epochs epochs, cosine decay over exactly those steps; the best validation accuracy kept;
@@ -36,7 +36,7 @@ from aiayn.tasks.mlm import MLMConfig, train_mlm
 from aiayn.train.config import TrainConfig
 
 REPO = Path(__file__).resolve().parents[1]
-MLM_RECIPE = REPO / "recipes" / "multi30k_bert_mini_mlm.json"
+MLM_RECIPE = REPO / "recipes" / "bert_mini_mlm_multi30k.json"
 SPLITS = {"train": "train", "val": "val", "test": "test_2016_flickr"}
 
 

@@ -238,3 +238,28 @@ def test_the_command_line_from_text_to_scores(data, tmp_path, capsys):
         == 2
     )
     assert "column 'sentence'" in capsys.readouterr().err  # the default column is not there
+
+
+@pytest.mark.parametrize(
+    ("recipe", "task", "inputs"),
+    [("bert_mini_mlm_multi30k.json", "mlm", ["--train-text", "a"]),
+     ("bert_filter_classify.json", "classify", ["--train", "a", "--valid", "b"])],
+)  # fmt: skip
+def test_the_bert_recipes_build_with_every_field_in_effect(recipe, task, inputs, tmp_path):
+    from pathlib import Path
+
+    from aiayn.cli import build_parser
+    from aiayn.cli.train import build_configs
+
+    path = Path(__file__).parents[1] / "recipes" / recipe
+    args = ["train", task, *inputs, "--out", str(tmp_path), "--config", str(path)]
+    model, train, task_config = build_configs(build_parser().parse_args(args))
+    sections = json.loads(path.read_text())
+    assert model.arch == "encoder_only"
+    for field, value in sections.get("model", {}).items():
+        assert getattr(model, field) == value, field
+    for field, value in sections["train"].items():
+        kept = getattr(train, field)
+        assert (list(kept) if isinstance(kept, tuple) else kept) == value, field
+    for field, value in sections["data"].items():
+        assert getattr(task_config, field) == value, field

@@ -187,6 +187,19 @@ class _FamilyConfig:
             changes["layer"] = dataclasses.replace(changes.get("layer", self.layer), **layer)
         return dataclasses.replace(self, **changes)
 
+    def _check_single_stack(self) -> None:
+        """The checks of a family with one stack and one vocabulary (decoder-only, encoder-only):
+        types, positive sizes, a pad id inside the vocabulary, and `_check_common`."""
+        check_field_types(self, "config field")
+        for name in ("vocab_size", "n_layers", "max_len"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(
+                    f"config field '{name}' = {getattr(self, name)!r}: must be a positive integer"
+                )
+        self._check_common()
+        if not 0 <= self.pad_id < self.vocab_size:
+            raise ConfigError(f"config field 'pad_id' = {self.pad_id}: must be a valid token id")
+
     def _check_common(self) -> None:
         if self.positional == "rope" and self.layer.head_dim % 2:
             raise ConfigError(
@@ -312,15 +325,7 @@ class DecoderOnlyConfig(_FamilyConfig):
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        check_field_types(self, "config field")
-        for name in ("vocab_size", "n_layers", "max_len"):
-            if getattr(self, name) <= 0:
-                raise ConfigError(
-                    f"config field '{name}' = {getattr(self, name)!r}: must be a positive integer"
-                )
-        self._check_common()
-        if not 0 <= self.pad_id < self.vocab_size:
-            raise ConfigError(f"config field 'pad_id' = {self.pad_id}: must be a valid token id")
+        self._check_single_stack()
 
 
 Pooling = Literal["cls", "mean"]
@@ -361,20 +366,12 @@ class EncoderOnlyConfig(_FamilyConfig):
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        check_field_types(self, "config field")
-        for name in ("vocab_size", "n_layers", "max_len"):
-            if getattr(self, name) <= 0:
-                raise ConfigError(
-                    f"config field '{name}' = {getattr(self, name)!r}: must be a positive integer"
-                )
+        self._check_single_stack()
         for name in ("type_vocab_size", "num_labels"):
             if getattr(self, name) < 0:
                 raise ConfigError(
                     f"config field '{name}' = {getattr(self, name)!r}: must be >= 0 (0 = none)"
                 )
-        self._check_common()
-        if not 0 <= self.pad_id < self.vocab_size:
-            raise ConfigError(f"config field 'pad_id' = {self.pad_id}: must be a valid token id")
 
 
 #: Every family's config class by its `arch` name (a plain dict: adding a family is one line).

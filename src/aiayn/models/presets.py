@@ -126,13 +126,13 @@ PRESETS: dict[str, Callable[..., ModelConfig]] = {
 }
 
 
-def get(name: str, vocab_size: int | None = None, **overrides: Any):
-    """The preset called `name` (of PRESETS, LM_PRESETS, BERT_PRESETS), with overrides."""
+def get(name: str, **overrides: Any):
+    """The preset called `name` (of PRESETS, LM_PRESETS, BERT_PRESETS), with overrides
+    (`vocab_size=` among them; a value of None is passed on, and refused, not read as unset)."""
     table = {**PRESETS, **LM_PRESETS, **BERT_PRESETS}
     if name not in table:
         raise ConfigError(f"unknown preset '{name}'; choose one of {', '.join(table)}")
-    fn = table[name]
-    return fn(**overrides) if vocab_size is None else fn(vocab_size, **overrides)
+    return table[name](**overrides)
 
 
 def _make(vocab_size: int, sizes: dict[str, Any], overrides: dict[str, Any]) -> ModelConfig:
