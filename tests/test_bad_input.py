@@ -215,3 +215,32 @@ def test_a_model_of_the_wrong_family_is_named_with_its_command(model, data, tmp_
     code, _, err = run(capsys, "generate", "--model", model, "--prompt", "x")
     assert code == 2
     one_line_error(err, "generate", "holds a translation model (aiayn translate")
+
+
+@pytest.mark.parametrize("when", ["translating", "writing"])
+def test_ctrl_c_leaves_no_partial_output_and_exits_130(when, model, data, tmp_path, capsys,
+                                                       monkeypatch):  # fmt: skip
+    import aiayn.io
+    import aiayn.translator
+
+    out = tmp_path / "out.de"
+    out.write_text("the user's old file\n")
+    if when == "translating":
+
+        def interrupted(*args, **kwargs):
+            raise KeyboardInterrupt
+
+        monkeypatch.setattr(aiayn.translator, "translate", interrupted)
+    else:  # Ctrl-C halfway through writing the output file
+        real_fsync = aiayn.io.os.fsync
+
+        def fsync_then_interrupt(fd):
+            real_fsync(fd)
+            raise KeyboardInterrupt
+
+        monkeypatch.setattr(aiayn.io.os, "fsync", fsync_then_interrupt)
+    code, stdout, err = run(capsys, "translate", "--model", model, "--beam", "1", "--input",
+                            data / "test.en", "--output", out)  # fmt: skip
+    assert code == 130 and stdout == "" and "interrupted" in err
+    assert out.read_text() == "the user's old file\n"  # untouched, not half-replaced
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.de"]  # no temporary file left
