@@ -5,6 +5,7 @@
     python -m benchmarks.run --parts attention        # one attention layer, 256 … 8192 tokens
     python -m benchmarks.run --parts optimizations    # aiayn's own switches, before/after
     python -m benchmarks.run --parts lm --lm-size shakespeare gpt2   # GPT vs HF GPT-2
+    python -m benchmarks.run --parts bert --bert-size mini base      # BERT vs HF BERT
     python -m benchmarks.run --smoke                  # seconds: tiny sizes (CI runs this)
 
 Every measurement runs in its own fresh process, back to back on the same machine, with the
@@ -28,12 +29,14 @@ import torch
 from tqdm import tqdm
 
 from aiayn.io import atomic_write_text
+from benchmarks.bert import BERT_SIZES
 from benchmarks.contenders import SIZES, Dims
 from benchmarks.lm import LM_SIZES
 from benchmarks.measure import ROOT, in_worker
 
 TRAINING = ["aiayn", "aiayn_sdpa", "hf_marian", "torch_transformer"]
 LM = ["aiayn", "hf_gpt2"]
+BERT = ["aiayn", "hf_bert"]
 LM_GENERATION = {"greedy_b1": (1, False), "greedy_b16": (16, False),
                  "sample_b1": (1, True), "sample_b16": (16, True)}  # fmt: skip
 TRANSLATION = ["aiayn", "hf_marian", "ctranslate2"]
@@ -57,16 +60,23 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="model sizes: multi30k (3+3, d 256, 8k vocab), base (the paper's), tiny (smoke)",
     )  # fmt: skip
     p.add_argument(
-        "--parts", nargs="+", choices=["train", "translate", "attention", "optimizations", "lm"],
+        "--parts", nargs="+",
+        choices=["train", "translate", "attention", "optimizations", "lm", "bert"],
         default=["train", "translate"],
         help="what to measure: training step, translation, one attention layer vs length, "
-        "aiayn's own optimizations before/after, the decoder-only LM against HF GPT-2 "
+        "aiayn's own optimizations before/after, the decoder-only LM against HF GPT-2, BERT "
+        "against HF BERT "
         "(default: train translate)",
     )  # fmt: skip
     p.add_argument(
         "--lm-size", nargs="+", choices=sorted(LM_SIZES), default=["shakespeare"],
         help="sizes of the lm part: shakespeare (nanoGPT's 10.7M baby GPT), gpt2 (GPT-2 "
         "small, 124M), tiny (smoke)",
+    )  # fmt: skip
+    p.add_argument(
+        "--bert-size", nargs="+", choices=sorted(BERT_SIZES), default=["mini"],
+        help="sizes of the bert part: mini (bert-mini, 128 tokens), base (bert-base), tiny "
+        "(smoke)",
     )  # fmt: skip
     p.add_argument("--precision", nargs="+", choices=["fp32", "bf16"], default=None,
                    help="training precisions (bf16 = autocast, fp32 weights; default: both, "
@@ -94,6 +104,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if args.smoke:
         args.size, args.warmup, args.reps = ["tiny"], 1, 1
         args.lm_size = ["tiny"]
+        args.bert_size = ["tiny"]
         args.seq_lens, args.window = [64, 128], 16
         # 2048³ bf16 matmuls take ~30 s each where bf16 is emulated (AVX2-only CPUs)
         args.peak_n = 256
@@ -144,6 +155,7 @@ def _jobs(args: argparse.Namespace) -> list[tuple[tuple, str, dict]]:
     peaks = set(args.precision) if "train" in args.parts else set()
     peaks |= {"fp32"} if "translate" in args.parts else set()
     peaks |= set(args.precision) | {"fp32"} if "lm" in args.parts else set()
+    peaks |= set(args.precision) if "bert" in args.parts else set()
     peaks = [p for p in ("fp32", "bf16") if p in peaks]
     jobs = [(("peak", p), "peak", {"precision": p, "n": args.peak_n}) for p in peaks]
     for size in args.size:
@@ -176,6 +188,15 @@ def _jobs(args: argparse.Namespace) -> list[tuple[tuple, str, dict]]:
                     spec = {"contender": name, "size": size, "batch": batch, "sample": sample}
                     job = (("lm", size, "generate", mode, name), "lm_generate", {**spec, **timing})
                     jobs.append(job)
+    if "bert" in args.parts:
+        for size in args.bert_size:
+            for precision in args.precision:
+                for name in BERT:
+                    spec = {"contender": name, "size": size, "precision": precision, **timing}
+                    jobs.append((("bert", size, "train", precision, name), "bert_train", spec))
+            for name in BERT:
+                spec = {"contender": name, "size": size, **timing}
+                jobs.append((("bert", size, "classify", name), "bert_classify", spec))
     if "attention" in args.parts:
         for T in args.seq_lens:
             for impl in ("math", "sdpa", "window"):
@@ -231,6 +252,8 @@ def _report(args: argparse.Namespace, results: dict) -> dict:
         }
     if "lm" in args.parts:
         report["lm"] = {size: _lm_section(size, results, peak) for size in args.lm_size}
+    if "bert" in args.parts:
+        report["bert"] = {size: _bert_section(size, results, peak) for size in args.bert_size}
     report["targets"] = _targets(report)
     return report
 
@@ -251,6 +274,23 @@ def _lm_section(size: str, results: dict, peak: dict) -> dict:
             _add_mfu(by_name, peak["fp32"])
             section["generation_tokens_per_s"][mode] = by_name
             section["ratios"][f"{mode}_vs_hf_gpt2"] = _ratio(by_name, "aiayn", "hf_gpt2")
+    return section
+
+
+def _bert_section(size: str, results: dict, peak: dict) -> dict:
+    """Masked-LM training and classification of one BERT size: per contender, aiayn ÷ HF."""
+    section: dict = {"dims": asdict(BERT_SIZES[size]), "training_tokens_per_s": {},
+                     "classify_sentences_per_s": {}, "ratios": {}}  # fmt: skip
+    for precision in ("fp32", "bf16"):
+        by_name = {k[4]: results[k] for k in results if k[:4] == ("bert", size, "train", precision)}
+        if by_name:
+            _add_mfu(by_name, peak[precision])
+            section["training_tokens_per_s"][precision] = by_name
+            section["ratios"][f"train_{precision}_vs_hf_bert"] = _ratio(by_name, "aiayn", "hf_bert")
+    by_name = {k[3]: results[k] for k in results if k[:3] == ("bert", size, "classify")}
+    if by_name:
+        section["classify_sentences_per_s"] = by_name
+        section["ratios"]["classify_vs_hf_bert"] = _ratio(by_name, "aiayn", "hf_bert")
     return section
 
 
@@ -327,6 +367,12 @@ def _targets(report: dict) -> list[dict]:
             threshold = 1.3 if key.startswith("train") else 1.5
             what = "training" if key.startswith("train") else "generation"
             rows.append((f"LM {what} {key} ≥ {threshold}× HF GPT-2 ({size})", r[key], threshold))
+    for size, bert in report.get("bert", {}).items():
+        r = bert["ratios"]
+        for key in sorted(r):
+            threshold = 1.3 if key.startswith("train") else 1.5
+            what = "training" if key.startswith("train") else "classification"
+            rows.append((f"BERT {what} {key} ≥ {threshold}× HF ({size})", r[key], threshold))
     return [
         {"target": name, "value": value, "threshold": round(threshold, 3),
          "met": None if value is None else value >= threshold}

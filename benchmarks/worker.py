@@ -20,6 +20,7 @@ def main() -> None:
 
     import torch  # only now: PyTorch reads THP_MEM_ALLOC_ENABLE at its first allocation
 
+    from benchmarks.bert import bert_classify_rate, bert_train_rate
     from benchmarks.contenders import Dims
     from benchmarks.lm import lm_generate_rate, lm_train_rate
     from benchmarks.long_attention import attention_layer_cost
@@ -47,6 +48,10 @@ def main() -> None:
         result = lm_train_rate(**spec)
     elif task == "lm_generate":
         result = lm_generate_rate(**spec)
+    elif task == "bert_train":
+        result = bert_train_rate(**spec)
+    elif task == "bert_classify":
+        result = bert_classify_rate(**spec)
     elif task == "attention":
         result = attention_layer_cost(**spec)
     elif task == "changing_shapes":

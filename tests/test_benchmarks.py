@@ -206,3 +206,40 @@ def test_lm_smoke_run_times_both_contenders_on_the_same_model():
     assert set(lm["generation_tokens_per_s"]) == {"greedy_b1", "greedy_b16", "sample_b1",
                                                   "sample_b16"}  # fmt: skip
     assert all(isinstance(v, float) for v in lm["ratios"].values()) and len(lm["ratios"]) == 6
+
+
+def test_bert_smoke_run_times_both_contenders_on_the_same_model():
+    cmd = [sys.executable, "-m", "benchmarks.run", "--smoke", "--parts", "bert", "--no-record"]
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    from aiayn.models.info import estimate_encoder_flops
+    from benchmarks.bert import BERT_SIZES
+
+    report = json.loads(proc.stdout)
+    bert, dims = report["bert"]["tiny"], BERT_SIZES["tiny"]
+    step_flops = 3 * estimate_encoder_flops(dims.config(), dims.seq_len).forward * dims.batch
+    for precision in ("fp32", "bf16"):
+        by_name = bert["training_tokens_per_s"][precision]
+        assert set(by_name) == {"aiayn", "hf_bert"}
+        assert by_name["aiayn"]["params"] == by_name["hf_bert"]["params"]  # the same model
+        for r in by_name.values():
+            assert r["tokens_per_s"] > 0
+            assert_mfu(r, step_flops, report["peak_matmul_tflops"][precision])
+    assert set(bert["classify_sentences_per_s"]) == {"aiayn", "hf_bert"}
+    assert all(isinstance(v, float) for v in bert["ratios"].values()) and len(bert["ratios"]) == 3
+
+
+def test_bert_contenders_compute_the_same_function():
+    """The HF BERT built for a row computes what aiayn's does once given the same weights,
+    so the harness compares like with like."""
+    from aiayn.models.convert import from_hf_bert
+    from benchmarks.bert import BERT_SIZES, build, masked_batch
+
+    dims = BERT_SIZES["tiny"]
+    hf = build("hf_bert", dims).eval()
+    ours = from_hf_bert(hf)
+    assert ours.config.layer == build("aiayn", dims).config.layer  # same switches and sizes
+    inputs, segments, _ = masked_batch(dims, "cpu")
+    with torch.no_grad():
+        expected = hf(input_ids=inputs, token_type_ids=segments).logits
+        torch.testing.assert_close(ours(inputs, segments), expected, atol=1e-4, rtol=1e-4)
