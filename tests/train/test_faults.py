@@ -762,3 +762,17 @@ def test_average_of_a_missing_or_empty_run_says_so(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "no checkpoints" in err and "--last must be" not in err
     assert not (tmp_path / "avg").exists()
+
+
+def test_another_ranks_token_files_do_not_make_a_fresh_out_someone_elses(tmp_path):
+    # under torchrun every rank builds OUT/data/*.tokens at once: rank 0's check may see them
+    from aiayn.train.checkpoint import check_out_dir
+
+    out = tmp_path / "run"
+    (out / "data").mkdir(parents=True)
+    for name in ("train.tokens", "train.tokens.json", ".train.tokens.1.ab.tmp"):
+        (out / "data" / name).write_text("")
+    check_out_dir(out, resume=False)  # a fresh run's own data: no error
+    (out / "data" / "corpus.txt").write_text("a user's data")
+    with pytest.raises(ConfigError, match="not empty"):
+        check_out_dir(out, resume=False)

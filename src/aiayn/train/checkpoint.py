@@ -123,7 +123,9 @@ def check_out_dir(out_dir: Path, resume: bool, force: bool = False) -> list[Chec
     checkpoints is no run to resume: most likely someone's model directory or data."""
     found = check_run_dir(out_dir, resume)
     if not resume and not force and out_dir.is_dir():
-        held = sorted(p.name for p in out_dir.iterdir() if not p.name.startswith("."))
+        held = sorted(
+            p.name for p in out_dir.iterdir() if not p.name.startswith(".") and not _token_data(p)
+        )
         if held:
             shown = ", ".join(held[:4]) + (", …" if len(held) > 4 else "")
             raise ConfigError(
@@ -132,6 +134,18 @@ def check_out_dir(out_dir: Path, resume: bool, force: bool = False) -> list[Chec
                 "replaces files of the same name and starts a new metrics.jsonl)"
             )
     return found
+
+
+def _token_data(path: Path) -> bool:
+    """Whether `path` is a run's own `data/` of token files (`aiayn.data.token_file`). Under
+    torchrun every rank builds them as soon as it starts, so rank 0 may find another rank's
+    token files in a fresh --out before it has written anything itself."""
+    if path.name != "data" or not path.is_dir():
+        return False
+    return all(
+        p.name.startswith(".") or p.name.endswith((".tokens", ".tokens.json"))
+        for p in path.iterdir()
+    )
 
 
 def save_checkpoint(
