@@ -78,7 +78,7 @@ def pretrain(data: Path, out: Path, tokens: float, quick: bool) -> dict:
     model = presets.get(recipe["preset"], **recipe.get("model", {}))
     if quick:
         model = model.replace(n_layers=2, d_model=128, n_heads=2, d_ff=512)
-    done = (out / "model.safetensors").is_file() and (out / "metrics.jsonl").is_file()
+    done = _finished(out)
     resume = (out / "checkpoints").is_dir() and not done
     start = time.perf_counter()
     if not done:
@@ -108,11 +108,20 @@ def finetune(data: Path, paths: dict, n: int, init: Path | None, out: Path, epoc
     task = ClassifyConfig(text_column="sentence1", pair_column="sentence2", batch_size=batch,
                           max_len=128)  # fmt: skip
     start = time.perf_counter()
-    if not (out / "labels.json").is_file() or not (out / "model.safetensors").is_file():
+    if not _finished(out):
         train_classify(train_tsv, paths["val"], out, model, config, task, init=init,
                        resume=(out / "checkpoints").is_dir(), progress=False)  # fmt: skip
     minutes = (time.perf_counter() - start) / 60
     return {"rows": rows, "steps": steps, "minutes": minutes, **score(out, paths["test"])}
+
+
+def _finished(run: Path) -> bool:
+    """Whether the run in `run` ended (its log's last record), not merely exported a best."""
+    log = run / "metrics.jsonl"
+    if not log.is_file():
+        return False
+    lines = log.read_text(encoding="utf-8").splitlines()
+    return bool(lines) and json.loads(lines[-1]).get("split") == "end"
 
 
 def score(model_dir: Path, tsv: Path) -> dict:
