@@ -244,3 +244,12 @@ def test_ctrl_c_leaves_no_partial_output_and_exits_130(when, model, data, tmp_pa
     assert code == 130 and stdout == "" and "interrupted" in err
     assert out.read_text() == "the user's old file\n"  # untouched, not half-replaced
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.de"]  # no temporary file left
+
+
+def test_a_missing_input_beside_an_existing_output_is_named(model, tmp_path, capsys):
+    out = tmp_path / "out.de"
+    out.write_text("old\n")
+    code, _, err = run(capsys, "evaluate", "--model", model, "--src", tmp_path / "nope.en",
+                       "--ref", tmp_path / "nope.de", "--output", out)  # fmt: skip
+    assert code == 2 and out.read_text() == "old\n"
+    one_line_error(err, "evaluate", "nope.en: no such file")

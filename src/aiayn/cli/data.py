@@ -100,7 +100,7 @@ def run_filter_pairs(args: argparse.Namespace) -> int:
 
     if not 0.0 <= args.hard_fraction <= 1.0:
         raise DataError(f"--hard-fraction {args.hard_fraction}: must be in [0, 1]")
-    _check_output(args.out, {"--src": args.src, "--tgt": args.tgt})
+    _check_output(args.out, {"--src": args.src, "--tgt": args.tgt}, "--out")
     src, tgt = read_lines(args.src), read_lines(args.tgt)
     if len(src) != len(tgt):
         raise DataError(

@@ -61,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
 
     inputs = {"--src": args.src, "--tgt": args.tgt}
     for flag in ("out_src", "out_tgt", "scores"):
-        _check_output(getattr(args, flag), inputs)
+        _check_output(getattr(args, flag), inputs, "--" + flag.replace("_", "-"))
     model, tokenizer, labels = load_classifier(args.model, args.device)
     if args.keep_label not in labels.names:
         raise DataError(

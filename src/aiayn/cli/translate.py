@@ -94,21 +94,22 @@ def _read_lines(path: str | None) -> list[str]:
     return read_lines("-" if path is None else path)
 
 
-def _check_output(path: str | None, inputs: dict[str, str | None]) -> None:
-    """Refuse, before any work, an --output that cannot be written or would destroy an
-    input (`inputs`: flag → the path it names)."""
+def _check_output(path: str | None, inputs: dict[str, str | None], flag: str = "--output") -> None:
+    """Refuse, before any work, an output file (`flag`) that cannot be written or would
+    destroy an input (`inputs`: flag → the path it names)."""
     if path is None:
         return
     out = Path(path)
     if out.is_dir():
-        raise DataError(f"--output {path}: is a directory; name a file to write")
+        raise DataError(f"{flag} {path}: is a directory; name a file to write")
     if not out.parent.is_dir():
-        raise DataError(f"--output {path}: directory {out.parent} does not exist; create it first")
-    for flag, given in inputs.items():
-        if given not in (None, "-") and out.exists() and out.samefile(given):
+        raise DataError(f"{flag} {path}: directory {out.parent} does not exist; create it first")
+    for name, given in inputs.items():
+        if given in (None, "-") or not (out.exists() and Path(given).exists()):
+            continue  # a missing input is reported when it is read
+        if out.samefile(given):
             raise DataError(
-                f"--output {path} is the {flag} file; writing it would destroy it: name "
-                "another file"
+                f"{flag} {path} is the {name} file; writing it would destroy it: name another file"
             )
 
 
