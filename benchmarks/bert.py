@@ -17,7 +17,6 @@ Tokens/s counts every input token. Classification: sentences/s of inference on b
 
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass
 
 import torch
@@ -26,7 +25,7 @@ from torch import Tensor, nn
 
 from aiayn.models import EncoderOnly, presets
 from aiayn.models.info import estimate_encoder_flops
-from benchmarks.measure import PeakMemory, median_seconds
+from benchmarks.measure import PeakMemory, autocast_for, median_seconds
 
 
 @dataclass(frozen=True)
@@ -92,11 +91,7 @@ def bert_train_rate(
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=0.01, fused=True)
     inputs, segments, targets = masked_batch(dims, device)
     selected = targets != -100
-    autocast = (
-        torch.autocast(device.split(":")[0], dtype=torch.bfloat16)
-        if precision == "bf16"
-        else contextlib.nullcontext()
-    )
+    autocast = autocast_for(precision, device)
 
     def step() -> None:
         with autocast:

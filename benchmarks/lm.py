@@ -14,7 +14,6 @@ with `min_new_tokens = max_new_tokens`.
 
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass
 
 import torch
@@ -23,7 +22,7 @@ from torch import Tensor, nn
 
 from aiayn.models import DecoderOnly, presets
 from aiayn.models.info import estimate_lm_flops
-from benchmarks.measure import PeakMemory, median_seconds
+from benchmarks.measure import PeakMemory, autocast_for, median_seconds
 
 
 @dataclass(frozen=True)
@@ -106,11 +105,7 @@ def lm_train_rate(
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=0.1, fused=True)
     ids = torch.randint(3, dims.vocab, (dims.batch, T + 1), device=device)
     x, y = ids[:, :-1], ids[:, 1:]  # (B, T) each
-    autocast = (
-        torch.autocast(device.split(":")[0], dtype=torch.bfloat16)
-        if precision == "bf16"
-        else contextlib.nullcontext()
-    )
+    autocast = autocast_for(precision, device)
 
     def step() -> None:
         with autocast:

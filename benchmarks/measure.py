@@ -34,6 +34,14 @@ def median_seconds(fn: Callable[[], object], warmup: int, reps: int, device: str
     return statistics.median(times)
 
 
+def autocast_for(precision: str, device: str):
+    """The context a training step of `precision` runs in: bf16 autocast on `device`'s kind,
+    or nothing for fp32 (the weights stay fp32 either way)."""
+    if precision == "bf16":
+        return torch.autocast(device.split(":")[0], dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
 def sync(device: str) -> None:
     if device.startswith("cuda"):
         torch.cuda.synchronize()

@@ -262,12 +262,7 @@ def _lm_section(size: str, results: dict, peak: dict) -> dict:
     """Training and generation of one LM size: per contender, and aiayn ÷ HF GPT-2."""
     section: dict = {"dims": asdict(LM_SIZES[size]), "training_tokens_per_s": {},
                      "generation_tokens_per_s": {}, "ratios": {}}  # fmt: skip
-    for precision in ("fp32", "bf16"):
-        by_name = {k[4]: results[k] for k in results if k[:4] == ("lm", size, "train", precision)}
-        if by_name:
-            _add_mfu(by_name, peak[precision])
-            section["training_tokens_per_s"][precision] = by_name
-            section["ratios"][f"train_{precision}_vs_hf_gpt2"] = _ratio(by_name, "aiayn", "hf_gpt2")
+    _add_training(section, ("lm", size), results, peak, "hf_gpt2")
     for mode in LM_GENERATION:
         by_name = {k[4]: results[k] for k in results if k[:4] == ("lm", size, "generate", mode)}
         if by_name:
@@ -277,16 +272,23 @@ def _lm_section(size: str, results: dict, peak: dict) -> dict:
     return section
 
 
+def _add_training(section: dict, part: tuple, results: dict, peak: dict, peer: str) -> None:
+    """Each precision's training results of `part` (e.g. ("lm", size)) into `section`: per
+    contender with its MFU, and aiayn ÷ `peer`."""
+    for precision in ("fp32", "bf16"):
+        key = (*part, "train", precision)
+        by_name = {k[len(key)]: results[k] for k in results if k[: len(key)] == key}
+        if by_name:
+            _add_mfu(by_name, peak[precision])
+            section["training_tokens_per_s"][precision] = by_name
+            section["ratios"][f"train_{precision}_vs_{peer}"] = _ratio(by_name, "aiayn", peer)
+
+
 def _bert_section(size: str, results: dict, peak: dict) -> dict:
     """Masked-LM training and classification of one BERT size: per contender, aiayn ÷ HF."""
     section: dict = {"dims": asdict(BERT_SIZES[size]), "training_tokens_per_s": {},
                      "classify_sentences_per_s": {}, "ratios": {}}  # fmt: skip
-    for precision in ("fp32", "bf16"):
-        by_name = {k[4]: results[k] for k in results if k[:4] == ("bert", size, "train", precision)}
-        if by_name:
-            _add_mfu(by_name, peak[precision])
-            section["training_tokens_per_s"][precision] = by_name
-            section["ratios"][f"train_{precision}_vs_hf_bert"] = _ratio(by_name, "aiayn", "hf_bert")
+    _add_training(section, ("bert", size), results, peak, "hf_bert")
     by_name = {k[3]: results[k] for k in results if k[:3] == ("bert", size, "classify")}
     if by_name:
         section["classify_sentences_per_s"] = by_name

@@ -7,14 +7,12 @@ and the optimizer stay fp32 (mixed precision, as every contender trains in pract
 
 from __future__ import annotations
 
-import contextlib
-
 import torch
 
 from aiayn.models.info import estimate_flops
 from aiayn.train.loss import label_smoothed_nll
 from benchmarks.contenders import PAD, TRAINING_CONTENDERS, Dims
-from benchmarks.measure import PeakMemory, median_seconds
+from benchmarks.measure import PeakMemory, autocast_for, median_seconds
 
 
 def train_step_rate(
@@ -44,11 +42,7 @@ def train_step_rate(
     src = torch.randint(3, dims.vocab, (dims.batch, dims.src_len), device=device)
     tgt = torch.randint(3, dims.vocab, (dims.batch, dims.tgt_len + 1), device=device)
     tgt_in, tgt_out = tgt[:, :-1], tgt[:, 1:]  # (B, T) each: teacher forcing
-    autocast = (
-        torch.autocast(device.split(":")[0], dtype=torch.bfloat16)
-        if precision == "bf16"
-        else contextlib.nullcontext()
-    )
+    autocast = autocast_for(precision, device)
 
     def step() -> None:
         with autocast:

@@ -154,89 +154,26 @@ def test_filter_keeps_aligned_pairs_in_order(finetuned, data, tmp_path, capsys):
 
 def test_the_command_line_from_text_to_scores(data, tmp_path, capsys):
     """As a user runs it: aiayn train mlm → aiayn train classify --init → aiayn classify."""
+
+    def aiayn(*args) -> int:
+        return main([str(a) for a in args])
+
     common = ["--preset", "bert-tiny", "--max-len", "48", "--max-steps", "3", "--valid-every",
               "3", "--warmup-steps", "1", "--device", "cpu", "--no-progress"]  # fmt: skip
+    pairs = ["--text-column", "sentence1", "--pair-column", "sentence2"]
+    tables = ["--train", data / "train.tsv", "--valid", data / "valid.tsv"]
     bert, clf = tmp_path / "bert", tmp_path / "clf"
-    assert (
-        main(
-            [
-                "train",
-                "mlm",
-                "--train-text",
-                str(data / "train.en"),
-                str(data / "train.de"),
-                "--out",
-                str(bert),
-                "--vocab-size",
-                "300",
-                "--context",
-                "48",
-                *common,
-            ]
-        )
-        == 0
-    )
+    assert aiayn("train", "mlm", "--train-text", data / "train.en", data / "train.de", "--out",
+                 bert, "--vocab-size", "300", "--context", "48", *common) == 0  # fmt: skip
     summary = json.loads(capsys.readouterr().out.splitlines()[-1])
     assert summary["steps"] == 3 and set(summary["last_valid"]) == {"loss", "ppl", "accuracy"}
-    assert (
-        main(
-            [
-                "train",
-                "classify",
-                "--train",
-                str(data / "train.tsv"),
-                "--valid",
-                str(data / "valid.tsv"),
-                "--init",
-                str(bert),
-                "--out",
-                str(clf),
-                "--text-column",
-                "sentence1",
-                "--pair-column",
-                "sentence2",
-                *common,
-            ]
-        )
-        == 0
-    )
+    assert aiayn("train", "classify", *tables, "--init", bert, "--out", clf, *pairs, *common) == 0
     summary = json.loads(capsys.readouterr().out.splitlines()[-1])
     assert set(summary["last_valid"]) == {"loss", "accuracy", "macro_f1", "mcc"}
-    assert (
-        main(
-            [
-                "classify",
-                "--model",
-                str(clf),
-                "--input",
-                str(data / "test.tsv"),
-                "--text-column",
-                "sentence1",
-                "--pair-column",
-                "sentence2",
-                "--probs",
-            ]
-        )
-        == 0
-    )
+    assert aiayn("classify", "--model", clf, "--input", data / "test.tsv", *pairs, "--probs") == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[0] == "label\tsmall\tthousands" and len(lines) == 61
-    assert (
-        main(
-            [
-                "train",
-                "classify",
-                "--train",
-                str(data / "train.tsv"),
-                "--valid",
-                str(data / "valid.tsv"),
-                "--out",
-                str(tmp_path / "x"),
-                *common,
-            ]
-        )
-        == 2
-    )
+    assert aiayn("train", "classify", *tables, "--out", tmp_path / "x", *common) == 2
     assert "column 'sentence'" in capsys.readouterr().err  # the default column is not there
 
 

@@ -97,10 +97,8 @@ def classify(
     examples = Examples.encode(tokenizer, list(texts), None if pairs is None else list(pairs),
                                [0] * len(texts), max_len)  # fmt: skip
     device = next(model.parameters()).device
-    order = np.argsort([len(x) for x in examples.ids], kind="stable")
     probs = np.zeros((len(texts), len(labels)), dtype=np.float64)
-    for start in range(0, len(order), batch_size):
-        chunk = order[start : start + batch_size].tolist()
+    for chunk in examples.plan(batch_size):  # batches of similar length: little padding
         ids, segments, _ = (t.to(device) for t in examples.batch(chunk, tokenizer.pad_id))
         probs[chunk] = model.classify(ids, segments).float().softmax(dim=-1).cpu().numpy()
     return [

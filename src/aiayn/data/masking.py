@@ -16,6 +16,7 @@ run masks exactly as an uninterrupted one.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import torch
@@ -53,9 +54,7 @@ class Masking:
         -> inputs (B, T) long, targets (B, T) long: the original id where selected, else
         IGNORE.
         """
-        special = torch.zeros_like(ids, dtype=torch.bool)
-        for i in self.special_ids:
-            special |= ids == i
+        special = torch.isin(ids, self._special)  # (B, T)
         if words is None:
             draw = torch.rand(ids.shape, generator=generator)  # (B, T)
         else:
@@ -76,13 +75,21 @@ class Masking:
             inputs = torch.where(to_random, self._random_tokens(ids.shape, generator), inputs)
         return inputs, targets
 
+    @functools.cached_property
+    def _special(self) -> Tensor:
+        return torch.tensor(sorted(self.special_ids), dtype=torch.long)
+
+    @functools.cached_property
+    def _ordinary(self) -> Tensor:
+        """The ids a random replacement is drawn from: every id but the specials. Built once,
+        not per batch (a Python pass over the vocabulary)."""
+        ids = torch.arange(self.vocab_size)
+        return ids[~torch.isin(ids, self._special)]
+
     def _random_tokens(self, shape: torch.Size, generator: torch.Generator | None) -> Tensor:
         """Uniform over the vocabulary's ordinary tokens. Shape: -> shape, long."""
-        allowed = torch.tensor(
-            [i for i in range(self.vocab_size) if i not in self.special_ids], dtype=torch.long
-        )
-        pick = torch.randint(len(allowed), shape, generator=generator)
-        return allowed[pick]
+        pick = torch.randint(len(self._ordinary), shape, generator=generator)
+        return self._ordinary[pick]
 
 
 __all__ = ["IGNORE", "Masking"]

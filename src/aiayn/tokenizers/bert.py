@@ -47,6 +47,7 @@ from tokenizers import decoders, models, normalizers, pre_tokenizers, processors
 from aiayn.errors import ConfigError, DataError
 from aiayn.io import atomic_write_text
 from aiayn.tokenizers.text_files import Sources, iter_text_chunks, source_paths
+from aiayn.tokenizers.tokenizer import _one_line
 
 logger = logging.getLogger(__name__)
 
@@ -477,11 +478,6 @@ def _n_alphabet(backend: tokenizers.Tokenizer) -> int:
         for t in vocab
         if t in BERT_SPECIAL_TOKENS or len(t.removeprefix(CONTINUATION_PREFIX)) == 1
     )
-
-
-def _one_line(e: BaseException) -> str:
-    """An exception's message on one line, for one-line user errors."""
-    return " ".join(str(e).split())
 
 
 __all__ = [

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from aiayn.data.batching import TokenBatchSampler
+from aiayn.data.batching import BatchPlan, TokenBatchSampler, plan_batches
 from aiayn.data.labelled import LabelSet
 from aiayn.evaluate.classification import classification_scores
 from aiayn.io import atomic_write_text
@@ -57,6 +57,19 @@ class Examples:
             np.asarray(labels, dtype=np.int64),
         )
 
+    def lengths(self) -> np.ndarray:
+        """Each example's length as the (N, 2) pairs batch planning takes (one side each)."""
+        n = np.fromiter((len(x) for x in self.ids), dtype=np.int64, count=len(self.ids))
+        return np.stack([n, n], axis=1)
+
+    def max_tokens(self, batch_size: int) -> int:
+        """A token budget no batch of `batch_size` examples exceeds: batches by count alone."""
+        return batch_size * max((len(x) for x in self.ids), default=1)
+
+    def plan(self, batch_size: int) -> BatchPlan:
+        """Batches of at most `batch_size` examples of similar length (little padding)."""
+        return plan_batches(self.lengths(), self.max_tokens(batch_size), batch_size)
+
     def batch(self, indices: list[int], pad_id: int) -> Batch:
         return (
             pad_sequences([self.ids[i] for i in indices], pad_id),  # (B, T)
@@ -97,11 +110,10 @@ class ClassifyTask:
     # --- TrainingTask -------------------------------------------------------------------------
 
     def train_sampler(self, rank: int, world_size: int) -> TokenBatchSampler:
-        lengths = np.fromiter((len(x) for x in self.train.ids), dtype=np.int64)
         size = self.config.batch_size
         return TokenBatchSampler(
-            np.stack([lengths, lengths], axis=1), max_tokens=size * int(lengths.max()),
-            max_sentences=size, seed=self.seed, rank=rank, world_size=world_size,
+            self.train.lengths(), self.train.max_tokens(size), max_sentences=size,
+            seed=self.seed, rank=rank, world_size=world_size,
         )  # fmt: skip
 
     def collate(self, indices: list[int], device: torch.device) -> Batch:
@@ -117,12 +129,8 @@ class ClassifyTask:
     def validate(self, model: nn.Module) -> dict[str, float]:
         """Loss per example, accuracy, macro F1 and MCC on the validation examples."""
         device = next(model.parameters()).device
-        nats, predicted = 0.0, []
-        order = np.argsort([len(x) for x in self.valid.ids], kind="stable")  # little padding
-        size = self.config.batch_size
-        gold = []
-        for start in range(0, len(order), size):
-            chunk = order[start : start + size].tolist()
+        nats, predicted, gold = 0.0, [], []
+        for chunk in self.valid.plan(self.config.batch_size):
             ids, segments, labels = (
                 t.to(device) for t in self.valid.batch(chunk, self.tokenizer.pad_id)
             )

@@ -35,8 +35,15 @@ class Packed:
     def __len__(self) -> int:
         return len(self.ids)
 
+    def extend(self, other: Packed) -> None:
+        self.ids += other.ids
+        self.segments += other.segments
+        self.words += other.words
+
     def lengths(self) -> np.ndarray:
-        return np.fromiter((len(x) for x in self.ids), dtype=np.int64, count=len(self.ids))
+        """Each sequence's length as the (N, 2) pairs batch planning takes (one side each)."""
+        lengths = np.fromiter((len(x) for x in self.ids), dtype=np.int64, count=len(self.ids))
+        return np.stack([lengths, lengths], axis=1)
 
 
 def pack_lines(

@@ -15,12 +15,11 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from aiayn.data.batching import TokenBatchSampler
+from aiayn.data.batching import TokenBatchSampler, plan_batches
 from aiayn.data.masking import IGNORE, Masking
 from aiayn.errors import ConfigError
 from aiayn.models.encoder_only import EncoderOnly
@@ -77,9 +76,8 @@ class MLMTask:
     # --- TrainingTask -------------------------------------------------------------------------
 
     def train_sampler(self, rank: int, world_size: int) -> TokenBatchSampler:
-        lengths = self.train.lengths()
         return TokenBatchSampler(
-            np.stack([lengths, lengths], axis=1), self.config.max_tokens,
+            self.train.lengths(), self.config.max_tokens,
             seed=self.seed, rank=rank, world_size=world_size,
         )  # fmt: skip
 
@@ -132,19 +130,10 @@ class MLMTask:
         return inputs, segments, targets
 
     def _fixed_valid_batches(self) -> list[Batch]:
-        lengths = self.valid.lengths()
-        order = np.argsort(lengths, kind="stable")  # similar lengths together: little padding
-        generator = torch.Generator().manual_seed(12345)  # the same masks every validation
-        batches, chunk, longest = [], [], 0
-        for i in order.tolist():
-            longest = max(longest, int(lengths[i]))
-            if chunk and (len(chunk) + 1) * longest > self.config.max_tokens:
-                batches.append(self._masked(self.valid, chunk, generator))
-                chunk, longest = [], int(lengths[i])
-            chunk.append(i)
-        if chunk:
-            batches.append(self._masked(self.valid, chunk, generator))
-        return batches
+        # similar lengths together (little padding), the same masks every validation
+        plan = plan_batches(self.valid.lengths(), self.config.max_tokens)
+        generator = torch.Generator().manual_seed(12345)
+        return [self._masked(self.valid, batch, generator) for batch in plan]
 
 
 __all__ = ["MLMTask", "mlm_loss"]

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -92,24 +92,16 @@ def train_mlm(
         )
     context = min(task_config.context or model_config.max_len, model_config.max_len)
 
-    def packed(files: list[Path], part: Callable[[int], slice] | None) -> Packed:
-        out = Packed([], [], [])
-        for path in files:
-            lines = read_lines(path)
-            if part is not None:
-                lines = lines[part(len(lines))]
-            more = pack_lines(tokenizer, lines, context)
-            out.ids += more.ids
-            out.segments += more.segments
-            out.words += more.words
-        return out
-
-    if valid_paths is None:
-        fraction = task_config.valid_fraction
-        train = packed(train_paths, lambda n: slice(0, n - max(1, round(n * fraction))))
-        valid = packed(train_paths, lambda n: slice(n - max(1, round(n * fraction)), n))
-    else:
-        train, valid = packed(train_paths, None), packed(valid_paths, None)
+    train, valid = Packed([], [], []), Packed([], [], [])
+    for path in train_paths:  # each file read once
+        lines = read_lines(path)
+        if valid_paths is None:  # the last valid_fraction of each file's lines validates
+            cut = len(lines) - max(1, round(len(lines) * task_config.valid_fraction))
+            valid.extend(pack_lines(tokenizer, lines[cut:], context))
+            lines = lines[:cut]
+        train.extend(pack_lines(tokenizer, lines, context))
+    for path in valid_paths or ():
+        valid.extend(pack_lines(tokenizer, read_lines(path), context))
     for data, what in ((train, "training"), (valid, "validation")):
         if not len(data):
             raise DataError(f"no {what} text: every line is empty; give text to pretrain on")
