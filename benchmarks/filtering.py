@@ -6,8 +6,10 @@ from-scratch fine-tuning at several amounts of labelled data (issue 27's experim
 
 1. data: pair TSVs (aiayn.data.pair_negatives: each caption's true German and a misaligned
    one, half hard near-misses) from train, val and test_2016_flickr;
-2. pretraining: bert-mini, masked LM on the English and German training captions
-   (recipes/bert_mini_mlm_multi30k.json), within --pretrain-tokens;
+2. pretraining: bert-mini, masked LM on the English and German training captions within
+   --pretrain-tokens: by default each aligned pair one sequence (translation LM,
+   recipes/bert_mini_tlm_multi30k.json); --recipe recipes/bert_mini_mlm_multi30k.json
+   packs each language's captions on their own (monolingual MLM, BERT's);
 3. fine-tuning: for each size in --sizes (labelled training rows, drawn at random; 0 = all),
    from the pretrained encoder and from scratch (its own WordPiece on the rows), at most
    --epochs epochs, cosine decay over exactly those steps; the best validation accuracy kept;
@@ -36,7 +38,7 @@ from aiayn.tasks.mlm import MLMConfig, train_mlm
 from aiayn.train.config import TrainConfig
 
 REPO = Path(__file__).resolve().parents[1]
-MLM_RECIPE = REPO / "recipes" / "bert_mini_mlm_multi30k.json"
+TLM_RECIPE = REPO / "recipes" / "bert_mini_tlm_multi30k.json"
 SPLITS = {"train": "train", "val": "val", "test": "test_2016_flickr"}
 
 
@@ -66,8 +68,8 @@ def subset(tsv: Path, n: int, out: Path, seed: int = 0) -> Path:
     return out
 
 
-def pretrain(data: Path, out: Path, tokens: float, quick: bool) -> dict:
-    recipe = _read_recipe(MLM_RECIPE)
+def pretrain(data: Path, out: Path, tokens: float, quick: bool, recipe_path: Path) -> dict:
+    recipe = _read_recipe(recipe_path)
     train = dict(recipe["train"])
     task = MLMConfig(**recipe["data"])
     per_step = 0.95 * task.max_tokens  # real tokens a step: sequences fill ~95% of the budget
@@ -86,7 +88,8 @@ def pretrain(data: Path, out: Path, tokens: float, quick: bool) -> dict:
                   valid_text=[data / "val.en", data / "val.de"], resume=resume)  # fmt: skip
     records = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
     valid = [r for r in records if r["split"] == "valid"]
-    return {"steps": steps, "budget_tokens": tokens, "minutes": (time.perf_counter() - start) / 60,
+    return {"recipe": recipe_path.name, "steps": steps, "budget_tokens": tokens,
+            "minutes": (time.perf_counter() - start) / 60,
             "last_valid": valid[-1] if valid else None}  # fmt: skip
 
 
@@ -167,6 +170,7 @@ def main() -> None:
     p.add_argument("--shared", type=Path, default=REPO.parent / "shared")
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--pretrain-tokens", type=float, default=20e6)
+    p.add_argument("--recipe", type=Path, default=TLM_RECIPE, help="the pretraining recipe")
     p.add_argument("--sizes", type=int, nargs="+", default=[500, 2000, 0])
     p.add_argument("--epochs", type=int, default=5)
     p.add_argument("--plot", type=Path, default=None, help="write the plot here")
@@ -176,7 +180,7 @@ def main() -> None:
         args.pretrain_tokens = min(args.pretrain_tokens, 2e5)
     paths = write_data(args.shared, args.out / "data")
     results = {"pretrain": pretrain(args.out / "data", args.out / "bert", args.pretrain_tokens,
-                                    args.quick),
+                                    args.quick, args.recipe),
                "finetune": {"pretrained": {}, "scratch": {}}}  # fmt: skip
     for n in args.sizes:
         for start, init in (("pretrained", args.out / "bert"), ("scratch", None)):

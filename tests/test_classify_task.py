@@ -180,6 +180,7 @@ def test_the_command_line_from_text_to_scores(data, tmp_path, capsys):
 @pytest.mark.parametrize(
     ("recipe", "task", "inputs"),
     [("bert_mini_mlm_multi30k.json", "mlm", ["--train-text", "a"]),
+     ("bert_mini_tlm_multi30k.json", "mlm", ["--train-text", "a", "b"]),
      ("bert_filter_classify.json", "classify", ["--train", "a", "--valid", "b"])],
 )  # fmt: skip
 def test_the_bert_recipes_build_with_every_field_in_effect(recipe, task, inputs, tmp_path):

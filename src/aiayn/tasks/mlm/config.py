@@ -40,6 +40,13 @@ class MLMConfig:
         "(BERT's first phase: 128); unset = the model's max_len",
         128,
     )
+    parallel: bool = option(
+        "the two training files are the sides of a parallel corpus (line i of one translates "
+        "line i of the other): each pair is one sequence, [CLS] line [SEP] translation [SEP], "
+        "so a masked word can be recovered from the other language (XLM's translation LM); "
+        "validation files, if given, are two sides as well; off = lines packed per file",
+        False,
+    )
     max_tokens: int = option("tokens per micro-batch, padding included", 4096)
     mask_rate: float = option("fraction of tokens selected for prediction (BERT: 0.15)", 0.15)
     whole_word_masking: bool = option(

@@ -9,6 +9,13 @@ split at the line boundary nearest the middle, so both segment embeddings are tr
 pairs two spans the same way; its next-sentence objective, which RoBERTa found useless, is
 left out). A sequence of one line has no B. A line longer than a sequence is cut into pieces.
 Short lines (captions, dialogue) thus fill the sequences instead of padding them.
+
+Parallel text is laid out as XLM's translation LM does: one pair a sequence,
+
+    [CLS] line_i of the first file [SEP] line_i of the second [SEP]
+
+so that masked words in one language can be recovered from the other — the layout a sentence-
+pair classifier later sees ([CLS] source [SEP] translation [SEP]).
 """
 
 from __future__ import annotations
@@ -74,6 +81,36 @@ def pack_lines(
     return out
 
 
+def pack_pairs(
+    tokenizer: BertTokenizer,
+    first: Sequence[str],
+    second: Sequence[str],
+    context: int,
+    batch: int = 4096,
+) -> Packed:
+    """One sequence per pair of lines (`first[i]`, `second[i]`), the longer side cut first to
+    fit `context` tokens; pairs empty on both sides are skipped."""
+    if len(first) != len(second):
+        raise ValueError(f"{len(first)} lines but {len(second)} translations; give one per line")
+    out = Packed([], [], [])
+    for start in range(0, len(first), batch):
+        chunk = [
+            (a, b)
+            for a, b in zip(
+                first[start : start + batch], second[start : start + batch], strict=True
+            )
+            if a.strip() or b.strip()
+        ]
+        if not chunk:
+            continue
+        texts, pairs = zip(*chunk, strict=True)
+        for enc in tokenizer.encode_batch(texts, pairs, max_len=context):
+            out.ids.append(np.asarray(enc.ids, dtype=np.int64))
+            out.segments.append(np.asarray(enc.segments, dtype=np.int64))
+            out.words.append(np.asarray([-1 if w is None else w for w in enc.words], np.int64))
+    return out
+
+
 def _emit(out: Packed, group: list[tuple[np.ndarray, np.ndarray]], tok: BertTokenizer) -> None:
     """Append one sequence made of `group`'s lines, split into A and B near the middle."""
     sizes = np.cumsum([len(ids) for ids, _ in group])
@@ -111,4 +148,4 @@ def pad_sequences(arrays: Sequence[np.ndarray], value: int) -> Tensor:
     return torch.from_numpy(out)
 
 
-__all__ = ["Packed", "pack_lines", "pad_sequences"]
+__all__ = ["Packed", "pack_lines", "pack_pairs", "pad_sequences"]

@@ -23,6 +23,7 @@ from aiayn.tasks.mlm.config import MLMConfig, higher_is_better
 
 if TYPE_CHECKING:
     from aiayn.config import EncoderOnlyConfig
+    from aiayn.tasks.mlm.data import Packed
     from aiayn.tokenizers.bert import BertTokenizer
     from aiayn.train.config import TrainConfig
     from aiayn.train.trainer import TrainResult
@@ -59,10 +60,8 @@ def train_mlm(
     import torch
 
     from aiayn.config import EncoderOnlyConfig
-    from aiayn.data.parallel import read_lines
     from aiayn.errors import DataError
     from aiayn.models.encoder_only import EncoderOnly
-    from aiayn.tasks.mlm.data import Packed, pack_lines
     from aiayn.tasks.mlm.task import MLMTask
     from aiayn.tasks.run_dir import check_start, write_run_files
     from aiayn.tokenizers.bert import load_bert_tokenizer, train_bert_tokenizer
@@ -92,16 +91,11 @@ def train_mlm(
         )
     context = min(task_config.context or model_config.max_len, model_config.max_len)
 
-    train, valid = Packed([], [], []), Packed([], [], [])
-    for path in train_paths:  # each file read once
-        lines = read_lines(path)
-        if valid_paths is None:  # the last valid_fraction of each file's lines validates
-            cut = len(lines) - max(1, round(len(lines) * task_config.valid_fraction))
-            valid.extend(pack_lines(tokenizer, lines[cut:], context))
-            lines = lines[:cut]
-        train.extend(pack_lines(tokenizer, lines, context))
-    for path in valid_paths or ():
-        valid.extend(pack_lines(tokenizer, read_lines(path), context))
+    if task_config.parallel:
+        train, valid = _read_parallel(train_paths, valid_paths, tokenizer, context, task_config)
+    else:
+        train, valid = _read_monolingual(train_paths, valid_paths, tokenizer, context,
+                                         task_config)  # fmt: skip
     for data, what in ((train, "training"), (valid, "validation")):
         if not len(data):
             raise DataError(f"no {what} text: every line is empty; give text to pretrain on")
@@ -120,6 +114,72 @@ def train_mlm(
         model.num_parameters() / 1e6, len(train), len(valid), context, tokenizer.vocab_size,
     )  # fmt: skip
     return trainer.fit(resume=resume)
+
+
+def _read_monolingual(
+    train_paths: list[Path],
+    valid_paths: list[Path] | None,
+    tokenizer: BertTokenizer,
+    context: int,
+    task_config: MLMConfig,
+) -> tuple[Packed, Packed]:
+    """Each file's lines packed into sequences; without validation files the last
+    `valid_fraction` of each training file's lines validates."""
+    from aiayn.data.parallel import read_lines
+    from aiayn.tasks.mlm.data import Packed, pack_lines
+
+    train, valid = Packed([], [], []), Packed([], [], [])
+    for path in train_paths:  # each file read once
+        lines = read_lines(path)
+        if valid_paths is None:
+            cut = len(lines) - max(1, round(len(lines) * task_config.valid_fraction))
+            valid.extend(pack_lines(tokenizer, lines[cut:], context))
+            lines = lines[:cut]
+        train.extend(pack_lines(tokenizer, lines, context))
+    for path in valid_paths or ():
+        valid.extend(pack_lines(tokenizer, read_lines(path), context))
+    return train, valid
+
+
+def _read_parallel(
+    train_paths: list[Path],
+    valid_paths: list[Path] | None,
+    tokenizer: BertTokenizer,
+    context: int,
+    task_config: MLMConfig,
+) -> tuple[Packed, Packed]:
+    """One sequence per line pair of the two training files; without validation files the
+    last `valid_fraction` of the pairs validates."""
+    from aiayn.tasks.mlm.data import pack_pairs
+
+    first, second = _two_sides(train_paths, "--train-text")
+    if valid_paths is None:
+        cut = len(first) - max(1, round(len(first) * task_config.valid_fraction))
+        valid = pack_pairs(tokenizer, first[cut:], second[cut:], context)
+        first, second = first[:cut], second[:cut]
+    else:
+        valid = pack_pairs(tokenizer, *_two_sides(valid_paths, "--valid-text"), context)
+    return pack_pairs(tokenizer, first, second, context), valid
+
+
+def _two_sides(paths: list[Path], flag: str) -> tuple[list[str], list[str]]:
+    """The lines of the two sides of a parallel corpus; ConfigError/DataError unless there
+    are exactly two files of as many lines."""
+    from aiayn.data.parallel import read_lines
+    from aiayn.errors import ConfigError, DataError
+
+    if len(paths) != 2:
+        raise ConfigError(
+            f"parallel pretraining takes two {flag} files, one per language (line i of one "
+            f"translates line i of the other); got {len(paths)}"
+        )
+    first, second = read_lines(paths[0]), read_lines(paths[1])
+    if len(first) != len(second):
+        raise DataError(
+            f"{paths[0]} has {len(first)} lines but {paths[1]} has {len(second)}; the sides of "
+            "a parallel corpus need one line per sentence pair"
+        )
+    return first, second
 
 
 __all__ = ["train_mlm"]
