@@ -1,0 +1,65 @@
+"""The experiments of docs/why.md (issue 29): each smoke version runs end to end and writes
+its plot and figures, and what each measures obeys the law it is there to show."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+from experiments import sqrt_dk
+
+
+def test_sqrt_dk_smoke_writes_its_figures_and_plot(tmp_path):
+    figures = sqrt_dk.main(["--smoke", "--out", str(tmp_path)])
+    assert (tmp_path / "sqrt_dk.png").stat().st_size > 10_000
+    saved = json.loads((tmp_path / "sqrt_dk.json").read_text())
+    assert saved["answer"] == figures["answer"] and saved["meta"]["smoke"] is True
+    assert [r["scaled"] for r in saved["training"]] == [True, False]
+
+
+def test_score_variance_grows_as_d_k_and_scaling_removes_it():
+    import torch
+
+    v = sqrt_dk.score_variance(torch.Generator().manual_seed(0), 20000)
+    for d, raw, scaled in zip(v["d_k"], v["var_qk"], v["var_qk_scaled"], strict=True):
+        assert raw == pytest.approx(d, rel=0.1)
+        assert scaled == pytest.approx(1.0, rel=0.1)
+
+
+def test_unscaled_softmax_saturates_as_d_k_grows():
+    import torch
+
+    s = sqrt_dk.softmax_health(torch.Generator().manual_seed(0), 500)
+    assert s["entropy_raw"] == sorted(s["entropy_raw"], reverse=True)  # collapses with d_k
+    assert s["entropy_raw"][-1] < 0.1 < 0.8 < min(s["entropy_scaled"])
+    assert s["grad_scores_raw"][-1] < s["grad_scores_scaled"][-1] / 2
+    spread = max(s["entropy_scaled"]) - min(s["entropy_scaled"])
+    assert spread < 0.02  # scaled: the same softmax at every d_k
+
+
+def test_unscaled_attention_is_exactly_raw_q_dot_k():
+    """The experiment's 'without scaling' is the raw q·k, not an approximation."""
+    import torch
+
+    from aiayn.nn.attention import MultiHeadAttention
+
+    torch.manual_seed(0)
+    attn = MultiHeadAttention(32, 1, impl="math").eval()
+    x = torch.randn(2, 5, 32)
+    q, k = attn.w_q(x), attn.w_k(x)  # (2, 5, 32)
+    expected = (q @ k.transpose(1, 2)).softmax(-1)  # (2, 5, 5), no 1/√d_k
+    attn.w_q = torch.nn.Sequential(attn.w_q, sqrt_dk._Times(math.sqrt(32)))
+    _, weights = attn(x, need_weights=True)  # (2, 1, 5, 5)
+    torch.testing.assert_close(weights[:, 0], expected)
+
+
+def test_repeated_token_batches_have_exactly_one_repeat():
+    import torch
+
+    ids, labels = sqrt_dk.repeated_token_batch(torch.Generator().manual_seed(1), 200, 12, 40)
+    assert ids.shape == (200, 13) and (ids[:, 0] == 1).all()
+    for row, label in zip(ids[:, 1:], labels, strict=True):
+        values, counts = row.unique(return_counts=True)
+        assert counts.max() == 2 and (counts == 2).sum() == 1
+        assert values[counts == 2].item() - 2 == label
