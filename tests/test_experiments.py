@@ -7,7 +7,8 @@ import json
 import math
 
 import pytest
-from experiments import sqrt_dk
+import torch
+from experiments import sinusoid, sqrt_dk
 
 
 def test_sqrt_dk_smoke_writes_its_figures_and_plot(tmp_path):
@@ -63,3 +64,17 @@ def test_repeated_token_batches_have_exactly_one_repeat():
         values, counts = row.unique(return_counts=True)
         assert counts.max() == 2 and (counts == 2).sum() == 1
         assert values[counts == 2].item() - 2 == label
+
+
+def test_sinusoid_rotation_maps_every_position_to_the_one_k_later(tmp_path):
+    from aiayn.nn.positional import sinusoid_table
+
+    pe = sinusoid_table(300, 64).double()  # (300, 64)
+    for k in (1, 7, 120):
+        torch.testing.assert_close(pe[:-k] @ sinusoid.rotation(k, 64), pe[k:], atol=1e-6, rtol=0)
+    wrong = sinusoid.rotation(3, 64)
+    assert (pe[:-2] @ wrong - pe[2:]).abs().max() > 0.1  # the offset matters
+    figures = sinusoid.main(["--smoke", "--out", str(tmp_path)])
+    assert max(r["held_out_rms"] for r in figures["offsets"]) < 1e-4
+    assert figures["dot"]["max_spread_over_pos"] < 1e-4
+    assert (tmp_path / "sinusoid.png").is_file()
