@@ -44,6 +44,17 @@ def pyplot():
     return plt
 
 
+def save_figure(fig: Any, path: Path, grid: bool = True) -> None:
+    """Grid every axis (unless told not: images), lay out, write `path` (its folder made) and
+    free the figure."""
+    for ax in fig.axes if grid else ():
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    pyplot().close(fig)
+
+
 def cli(name: str, doc: str, run: Run) -> Callable[[list[str] | None], dict[str, Any]]:
     """The `main` of an experiment: parse --out/--seed/--smoke, run, write `name.json`."""
 

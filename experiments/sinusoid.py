@@ -27,7 +27,7 @@ import torch
 from torch import Tensor
 
 from aiayn.nn.positional import sinusoid_table
-from experiments.common import cli, pyplot, seed_everything
+from experiments.common import cli, pyplot, save_figure, seed_everything
 
 D_MODEL = 512
 OFFSETS = [1, 2, 5, 10, 50, 100, 250]
@@ -122,10 +122,7 @@ def plot(pe: Tensor, figures: dict[str, Any], path: Path) -> None:
     ax.set(xlabel="offset k", ylabel="PE(pos)·PE(pos+k)", title="the same curve at every pos")
     ax.legend()
     ax.grid(alpha=0.3)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path, grid=False)  # the heat maps stay clean
 
 
 main = cli("sinusoid", __doc__, run)

@@ -28,7 +28,7 @@ from torch import Tensor, nn
 
 from aiayn.models import presets
 from aiayn.models.encoder_only import EncoderOnly
-from experiments.common import cli, pyplot, seed_everything
+from experiments.common import cli, pyplot, save_figure, seed_everything
 
 DIMS = [16, 32, 64, 128, 256, 512, 1024]
 KEYS = 32  # keys each query attends over in measurement 2
@@ -201,12 +201,7 @@ def plot(figures: dict[str, Any], path: Path) -> None:
     ax.set(xlabel="step", ylabel="held-out accuracy",
            title=f"find the repeated token, d_k={figures['training'][0]['d_k']}")  # fmt: skip
     ax.legend()
-    for a in axes:
-        a.grid(alpha=0.3)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 main = cli("sqrt_dk", __doc__, run)

@@ -8,7 +8,7 @@ import math
 
 import pytest
 import torch
-from experiments import sinusoid, sqrt_dk
+from experiments import recurrence, sinusoid, sqrt_dk
 
 
 def test_sqrt_dk_smoke_writes_its_figures_and_plot(tmp_path):
@@ -78,3 +78,25 @@ def test_sinusoid_rotation_maps_every_position_to_the_one_k_later(tmp_path):
     assert max(r["held_out_rms"] for r in figures["offsets"]) < 1e-4
     assert figures["dot"]["max_spread_over_pos"] < 1e-4
     assert (tmp_path / "sinusoid.png").is_file()
+
+
+def test_recurrence_smoke_and_models_of_equal_size(tmp_path):
+    figures = recurrence.main(["--smoke", "--out", str(tmp_path)])
+    sizes = {r["model"]: r["params"] for r in figures["recall"]}
+    assert max(sizes.values()) / min(sizes.values()) < 1.1  # within 10% of each other
+    assert figures["timing"]["sequential_steps"]["lstm"] == figures["timing"]["lengths"]
+    assert (tmp_path / "recurrence.png").is_file()
+
+
+def test_rnn_gradients_fade_with_distance_and_attention_reaches_every_token():
+    g = {kind: recurrence.gradient_by_distance(kind, 64, seed=0) for kind in recurrence.KINDS}
+    for rnn in ("lstm", "gru"):
+        assert g[rnn][63] < 1e-3 * g[rnn][1]  # a product of 62 Jacobians
+    far, near = g["transformer"][63], g["transformer"][1]
+    assert 0.1 < far / near < 10  # one attention step from the output, wherever it is
+
+
+def test_recall_batches_label_the_first_token():
+    ids, labels = recurrence.recall_batch(torch.Generator().manual_seed(0), 50, 7)
+    assert ids.shape == (50, 8) and ((ids >= 2) & (ids < recurrence.VOCAB)).all()
+    assert (labels == ids[:, 0] - 2).all()
