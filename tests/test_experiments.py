@@ -8,7 +8,7 @@ import math
 
 import pytest
 import torch
-from experiments import recurrence, sinusoid, sqrt_dk
+from experiments import norm_placement, recurrence, sinusoid, sqrt_dk
 
 
 def test_sqrt_dk_smoke_writes_its_figures_and_plot(tmp_path):
@@ -100,3 +100,19 @@ def test_recall_batches_label_the_first_token():
     ids, labels = recurrence.recall_batch(torch.Generator().manual_seed(0), 50, 7)
     assert ids.shape == (50, 8) and ((ids >= 2) & (ids < recurrence.VOCAB)).all()
     assert (labels == ids[:, 0] - 2).all()
+
+
+def test_norm_placement_smoke_runs_all_four_trainings(tmp_path):
+    figures = norm_placement.main(["--smoke", "--out", str(tmp_path)])
+    runs = {(r["norm"], r["warmup_steps"] > 1) for r in figures["training"]}
+    assert runs == {(n, w) for n in ("post-LN", "pre-LN") for w in (True, False)}
+    assert all(r["valid"] for r in figures["training"])
+    assert (tmp_path / "norm_placement.png").is_file()
+
+
+def test_post_ln_gradients_grow_toward_the_top_and_pre_ln_ones_do_not():
+    """Xiong et al.'s observation, on aiayn's own blocks, at initialisation."""
+    post = norm_placement.gradients_at_init(False, seed=0)["decoder"]
+    pre = norm_placement.gradients_at_init(True, seed=0)["decoder"]
+    assert post[-1] > 1.5 * post[0]
+    assert pre[-1] < pre[0]
