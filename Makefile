@@ -20,7 +20,9 @@ $(STAMP): pyproject.toml Makefile
 	else \
 		$(BIN)/pip install -q "torch==2.13.0" $(TORCH_PIP_ARGS); \
 	fi
-	$(BIN)/pip install -q -e ".[dev]"
+	@# timm pulls torchvision, whose newest release would replace the CPU torch with a CUDA one:
+	@# keep the torch just installed (torchvision then resolves to its matching release).
+	$(BIN)/pip install -q -e ".[dev]" "torch==$$($(BIN)/python -c 'import torch; print(torch.__version__.split("+")[0])')"
 	touch $(STAMP)
 
 demo: setup

@@ -43,3 +43,14 @@ def classify(model, texts, pairs=None, **kwargs):
     from aiayn.classifier import classify as _classify
 
     return _classify(model, texts, pairs, **kwargs)
+
+
+def classify_images(model, paths, **kwargs):
+    """Classify image files with an image classifier directory (`aiayn train image`).
+
+    `aiayn.classify_images("runs/digits", ["three.png"])` → list of `Prediction(label, probs)`.
+    See `aiayn.classifier.classify_images` for every option.
+    """
+    from aiayn.classifier import classify_images as _classify_images
+
+    return _classify_images(model, paths, **kwargs)

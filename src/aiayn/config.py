@@ -374,11 +374,82 @@ class EncoderOnlyConfig(_FamilyConfig):
                 )
 
 
+Mixer = Literal["attention", "pooling"]
+VisionPositional = Literal["learned", "sinusoidal"]
+
+
+@dataclass(frozen=True)
+class VisionConfig(_FamilyConfig):
+    """A Vision Transformer (ViT, Dosovitskiy et al. 2021; `arch` "vision"): an image cut into
+    patches, each patch a token, the pre-LN encoder stack, a classification head. Defaults are
+    ViT-B/16 at 224×224 (timm `vit_base_patch16_224`'s switches: pre-LN, erf-GELU, learned
+    positions, a [CLS] token, LayerNorm ε 1e-6). With `mixer` "pooling" every block mixes
+    tokens by average pooling over the 2-D grid instead of attention (PoolFormer, Yu et al.
+    2022: "MetaFormer Is Actually What You Need for Vision")."""
+
+    arch: ClassVar[str] = "vision"
+
+    image_size: int = 224  # square images, height = width, in pixels
+    patch_size: int = 16  # square patches: (image_size / patch_size)² tokens
+    channels: int = 3  # 3 for RGB, 1 for grey images
+    n_layers: int = 12
+    layer: LayerConfig = field(
+        default_factory=lambda: LayerConfig(
+            d_model=768, n_heads=12, d_ff=3072, activation="gelu", norm_first=True,
+            layer_norm_eps=1e-6, dropout=0.0,
+        )
+    )  # fmt: skip
+    #: learned (ViT) or fixed 2-D sinusoids (half the features encode the row, half the
+    #: column; MAE); both are interpolated when the image size changes.
+    positional: VisionPositional = "learned"
+    #: What the head reads: "cls" = the [CLS] token's final vector (ViT); "mean" = the mean of
+    #: the patch tokens' (global average pooling, no [CLS] token).
+    pooling: Pooling = "cls"
+    #: Each block's token mixer: self-attention (ViT), or pooling (PoolFormer; needs "mean").
+    mixer: Mixer = "attention"
+    pool_size: int = 3  # the pooling mixer's window, pool_size × pool_size, stride 1
+    num_labels: int = 1000  # classes of the head (ImageNet-1k)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        check_field_types(self, "config field")
+
+        def bad(name: str, why: str) -> ConfigError:
+            return ConfigError(f"config field '{name}' = {getattr(self, name)!r}: {why}")
+
+        for name in ("image_size", "patch_size", "channels", "n_layers", "num_labels"):
+            if getattr(self, name) <= 0:
+                raise bad(name, "must be a positive integer")
+        if self.image_size % self.patch_size:
+            raise bad("patch_size", f"must divide image_size = {self.image_size}")
+        if self.pool_size < 1 or self.pool_size % 2 == 0:
+            raise bad("pool_size", "must be odd (a window centred on each token), e.g. 3")
+        if self.mixer == "pooling" and self.pooling != "mean":
+            raise bad(
+                "mixer",
+                "pooling mixes only the patch grid, so a [CLS] token would never see the "
+                "image: use pooling 'mean'",
+            )
+        if self.positional == "sinusoidal" and self.d_model % 4:
+            raise bad("positional", f"2-D sinusoids need d_model divisible by 4 ({self.d_model})")
+
+    @property
+    def grid(self) -> int:
+        """Patches per side: the token grid is grid × grid."""
+        return self.image_size // self.patch_size
+
+    @property
+    def num_tokens(self) -> int:
+        """Tokens the encoder sees: the patches, plus [CLS] with pooling "cls"."""
+        return self.grid**2 + (self.pooling == "cls")
+
+
 #: Every family's config class by its `arch` name (a plain dict: adding a family is one line).
 CONFIGS: dict[str, type[_FamilyConfig]] = {
     ModelConfig.arch: ModelConfig,
     DecoderOnlyConfig.arch: DecoderOnlyConfig,
     EncoderOnlyConfig.arch: EncoderOnlyConfig,
+    VisionConfig.arch: VisionConfig,
 }
 
 

@@ -1,4 +1,5 @@
-"""`aiayn classify`: label texts or text pairs with a fine-tuned classifier (`aiayn.classify`)."""
+"""`aiayn classify`: label texts or text pairs with a fine-tuned classifier (`aiayn.classify`),
+or image files with an image classifier (`aiayn.classify_images`): the model's arch decides."""
 
 from __future__ import annotations
 
@@ -12,12 +13,14 @@ from aiayn.cli.translate import positive_int
 def add_parser(sub) -> None:
     p = sub.add_parser(
         "classify",
-        help="label texts or text pairs with a classifier from `aiayn train classify`",
+        help="label texts (aiayn train classify) or images (aiayn train image) with a classifier",
         description="Print one label per input line (plain text) or row (.tsv as GLUE, .csv, "
         ".jsonl), in input order; with --probs also each label's probability, tab-separated "
         "after it, in the order of the model's labels (a header line names them). With "
         "--score the input's own labels are compared instead and one JSON object (accuracy, "
-        "macro F1, Matthews correlation) is printed.",
+        "macro F1, Matthews correlation) is printed. With an image classifier, --input takes "
+        "image files and one label is printed per image, in order; --rollout DIR also writes "
+        "each image with its attention rollout as a PNG.",
     )
     p.add_argument(
         "--model", required=True, metavar="DIR",
@@ -25,9 +28,15 @@ def add_parser(sub) -> None:
         "checkpoints, RUN/checkpoints/step_N)",
     )  # fmt: skip
     p.add_argument(
-        "--input", default="-", metavar="FILE",
+        "--input", default=["-"], nargs="+", metavar="FILE",
         help="texts: a plain text file (one per line), or a .tsv/.csv/.jsonl table read by "
-        "--text-column (and --pair-column) [standard input, plain text]",
+        "--text-column (and --pair-column) [standard input, plain text]; images: one or more "
+        "image files (.png, .jpg, …)",
+    )  # fmt: skip
+    p.add_argument(
+        "--rollout", metavar="DIR", default=None,
+        help="image classifiers with attention: also write, per image, a PNG of the image with "
+        "its attention rollout (Abnar & Zuidema 2020) into DIR",
     )  # fmt: skip
     p.add_argument("--text-column", default="sentence", help="column of the text [sentence]")
     p.add_argument(
@@ -53,9 +62,17 @@ def add_parser(sub) -> None:
 def run(args: argparse.Namespace) -> int:
     from aiayn.classifier import classify, load_classifier
     from aiayn.data.labelled import file_format, read_labelled, read_texts
-    from aiayn.errors import DataError
+    from aiayn.errors import ConfigError, DataError
     from aiayn.evaluate.classification import classification_scores
+    from aiayn.models.serialization import arch_of
 
+    if arch_of(args.model)[1] == "vision":
+        return _run_images(args)
+    if args.rollout is not None:
+        raise ConfigError("--rollout applies to image classifiers; this model classifies texts")
+    if len(args.input) != 1:
+        raise ConfigError(f"--input: a text classifier reads one file, {len(args.input)} given")
+    args.input = args.input[0]
     model, tokenizer, labels = load_classifier(args.model, args.device)
     if args.score:
         if args.input == "-" or file_format(args.input) is None:
@@ -87,5 +104,30 @@ def run(args: argparse.Namespace) -> int:
             else [p.label]
         )
         out.append("\t".join(fields))
+    sys.stdout.write("".join(line + "\n" for line in out))
+    return 0
+
+
+def _run_images(args: argparse.Namespace) -> int:
+    """One label per image file (with --probs, each label's probability), in input order."""
+    from aiayn.classifier import classify_images, explain_images, load_image_classifier
+    from aiayn.errors import ConfigError
+
+    if args.score or args.input == ["-"]:
+        raise ConfigError(
+            "--input: an image classifier reads image files (--input a.png b.jpg …); "
+            "--score and standard input are for texts"
+        )
+    model, normalization, labels = load_image_classifier(args.model, args.device)
+    predictions = classify_images(
+        model, args.input, normalization=normalization, labels=labels,
+        batch_size=args.batch_size,
+    )  # fmt: skip
+    out = ["\t".join(["label", *labels.names])] if args.probs else []
+    for p in predictions:
+        probs = [f"{p.probs[name]:.6f}" for name in labels.names] if args.probs else []
+        out.append("\t".join([p.label, *probs]))
+    if args.rollout is not None:
+        explain_images(args.model, args.input, args.rollout, args.device)
     sys.stdout.write("".join(line + "\n" for line in out))
     return 0

@@ -8,7 +8,7 @@ import json
 
 
 def add_parser(sub) -> None:
-    from aiayn.models.presets import BERT_PRESETS, LM_PRESETS, PRESETS
+    from aiayn.models.presets import BERT_PRESETS, LM_PRESETS, PRESETS, VIT_PRESETS
 
     info = sub.add_parser(
         "model-info",
@@ -19,10 +19,12 @@ def add_parser(sub) -> None:
     )
     which = info.add_mutually_exclusive_group()
     which.add_argument(
-        "--preset", default="base", choices=[*PRESETS, *LM_PRESETS, *BERT_PRESETS],
+        "--preset", default="base",
+        choices=[*PRESETS, *LM_PRESETS, *BERT_PRESETS, *VIT_PRESETS],
         help="model size: tiny/small fit a CPU, base/big are the paper's; gpt-mini, baby-gpt "
         "and gpt2 (GPT-2 small) are decoder-only; bert-tiny, bert-mini, bert-small and "
-        "bert-base are encoder-only (default: base)",
+        "bert-base are encoder-only; vit-tiny, vit-small and vit-base (ViT-B/16) are vision "
+        "models at 224×224 (default: base)",
     )  # fmt: skip
     which.add_argument(
         "--model", metavar="DIR", default=None,
@@ -90,6 +92,18 @@ def _describe(label: str, cfg) -> str:
             f"{label}: decoder-only, {cfg.n_layers} layers, {common}, vocab {cfg.vocab_size}, "
             f"context {cfg.max_len}, {'tied' if cfg.tie_embeddings else 'separate'} output"
         )
+    if cfg.arch == "vision":
+        mixer = (
+            "attention"
+            if cfg.mixer == "attention"
+            else (f"{cfg.pool_size}×{cfg.pool_size} pooling (PoolFormer)")
+        )
+        return (
+            f"{label}: vision (ViT), {cfg.n_layers} layers, {common}, {mixer} mixer, "
+            f"{cfg.image_size}×{cfg.image_size}×{cfg.channels} images in {cfg.patch_size}×"
+            f"{cfg.patch_size} patches ({cfg.num_tokens} tokens), {cfg.pooling} pooling, "
+            f"{cfg.num_labels} classes"
+        )
     if cfg.arch == "encoder_only":
         head = f"{cfg.num_labels}-class head ({cfg.pooling})" if cfg.num_labels else "no classifier"
         return (
@@ -139,10 +153,14 @@ def run(args: argparse.Namespace) -> int:
     lengths = f"seq_len {flops.tgt_len}" if lm else (
         f"src_len {flops.src_len}, tgt_len {flops.tgt_len}"
     )  # fmt: skip
+    if cfg.arch == "vision":  # an image's token count is fixed by its size
+        lengths = f"one {cfg.image_size}×{cfg.image_size} image, {cfg.num_tokens} tokens"
     print(f"\nFLOPs (matmuls, multiply-add = 2) for {lengths}")
     print(f"  forward per {token:<14}{flops.forward_per_tgt_token / 1e6:>12.1f} MFLOP")
     print(f"  training per {token:<13}{flops.train_per_tgt_token / 1e6:>12.1f} MFLOP  (3×)")
     sample = f"seq_len {args.tgt_len}" if lm else f"src_len {args.src_len}, tgt_len {args.tgt_len}"
+    if cfg.arch == "vision":
+        sample = lengths
     print(f"\nshape trace: batch {args.batch}, {sample} "
           "(B, [heads,] positions, features); layers after the first repeat the first")  # fmt: skip
     for line in format_trace(steps, first_layer_only=not args.all_layers):

@@ -22,7 +22,7 @@ from typing import Any
 
 from aiayn.cli.flags import add_flags, field_types, given
 from aiayn.errors import ConfigError
-from aiayn.tasks import classify, lm, mlm, translation
+from aiayn.tasks import classify, image, lm, mlm, translation
 from aiayn.train.config import TrainConfig
 
 
@@ -48,6 +48,9 @@ class TaskCommand:
     train: Callable[..., Any]
     presets: tuple[str, ...]  # `aiayn.models.presets` of the task's model family (--preset)
     default_preset: str
+    # the task's own model flags (the model config's field → argparse keywords), beside the
+    # shared --dropout, --positional, --max-len
+    model_flags: Mapping[str, Mapping[str, Any]] = dataclasses.field(default_factory=dict)
 
 
 TASKS: dict[str, TaskCommand] = {
@@ -94,6 +97,28 @@ TASKS: dict[str, TaskCommand] = {
         },
         classify.ClassifyConfig, classify.METRICS, classify.train_classify,
         presets=("bert-tiny", "bert-mini", "bert-small", "bert-base"), default_preset="bert-mini",
+    ),
+    "image": TaskCommand(
+        "an image classifier (ViT, or PoolFormer with --mixer pooling) on the embedded digits "
+        "or on ImageFolder directories",
+        {
+            "train": Input("training images: a folder of class folders, TRAIN/CLASS/*.png|jpg; "
+                           "unset with --data digits", required=False),
+            "valid": Input("validation images, the same layout", required=False),
+        },
+        image.ImageConfig, image.METRICS, image.train_image,
+        presets=("vit-tiny", "vit-small", "vit-base"), default_preset="vit-tiny",
+        model_flags={
+            "mixer": dict(choices=["attention", "pooling"], help="each block's token mixer: "
+                          "self-attention (ViT) or 3×3 average pooling (PoolFormer; implies "
+                          "--pooling mean) [attention]"),
+            "pooling": dict(choices=["cls", "mean"], help="what the head reads: the [CLS] "
+                            "token or the mean of the patch tokens [cls]"),
+            "image_size": dict(type=int, metavar="PIXELS", help="images are resized to this "
+                               "square size [the preset's: 224]"),
+            "patch_size": dict(type=int, metavar="PIXELS", help="side of the square patches, "
+                               "each a token [the preset's: 16]"),
+        },
     ),
 }  # fmt: skip
 DEFAULT_TASK = "translation"  # what `aiayn train` without a task word trains
@@ -166,6 +191,9 @@ def _add_task_parser(tasks, name: str, command: TaskCommand) -> None:
         "up to 256]",
     )
 
+    for field_name, spec in command.model_flags.items():
+        g.add_argument("--" + field_name.replace("_", "-"), dest=field_name, **spec)
+
     # the task's max_len (if it has one) follows the model's --max-len: no flag of its own
     add_flags(p.add_argument_group(f"{name} options"), command.config, exclude={"max_len"})
     add_flags(
@@ -187,9 +215,11 @@ def build_configs(args: argparse.Namespace) -> tuple[Any, TrainConfig, Any]:
     preset = args.preset or recipe.get("preset", command.default_preset)
     model_fields = dict(recipe.get("model", {}))
     train_fields, task_fields = _recipe_fields(recipe, command.config, source)
-    for name in _MODEL_FLAGS:
+    for name in (*_MODEL_FLAGS, *command.model_flags):
         if getattr(args, name, None) is not None:
             model_fields[name] = getattr(args, name)
+    if model_fields.get("mixer") == "pooling":
+        model_fields.setdefault("pooling", "mean")  # pooling mixes the grid only: no [CLS]
     train_fields.update(given(args, TrainConfig))
     task_fields.update(given(args, command.config))
     for name in ("valid_every", "valid_every_minutes"):

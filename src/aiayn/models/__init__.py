@@ -5,6 +5,7 @@ from aiayn.models.decoder_only import DecoderOnly
 from aiayn.models.encoder_decoder import AttentionMaps, Decoder, Encoder, EncoderDecoder
 from aiayn.models.encoder_only import EncoderOnly
 from aiayn.models.serialization import ARCHITECTURES, load_pretrained, save_pretrained
+from aiayn.models.vision import VisionTransformer
 
 __all__ = [
     "ARCHITECTURES",
@@ -14,6 +15,7 @@ __all__ = [
     "Encoder",
     "EncoderDecoder",
     "EncoderOnly",
+    "VisionTransformer",
     "load_pretrained",
     "presets",
     "save_pretrained",

@@ -4,6 +4,10 @@
 `BertModel`) into an `EncoderOnly`: BERT's linear maps are already nn.Linear's layout, so the
 conversion is renaming (table at `_bert_to_aiayn`).
 
+`from_timm_vit` turns a timm `VisionTransformer` (e.g. `vit_base_patch16_224`) into ours:
+timm's patch convolution becomes our linear patch projection (the kernel flattened), its
+fused `qkv` is split into W_Q, W_K, W_V, the rest is renaming.
+
 `from_hf_gpt2` turns a Hugging Face GPT-2 (`GPT2LMHeadModel`, `GPT2Model`, or their state
 dict) into a `DecoderOnly` that computes the same logits. GPT-2 is our decoder-only model with
 its switches set (`config_from_hf_gpt2`): pre-LN, tanh-GELU, learned positions, biases, the
@@ -37,10 +41,11 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from aiayn.config import DecoderOnlyConfig, EncoderOnlyConfig
+from aiayn.config import DecoderOnlyConfig, EncoderOnlyConfig, VisionConfig
 from aiayn.errors import ConfigError
 from aiayn.models.decoder_only import DecoderOnly
 from aiayn.models.encoder_only import EncoderOnly
+from aiayn.models.vision import VisionTransformer
 
 log = logging.getLogger(__name__)
 
@@ -410,4 +415,98 @@ def from_hf_bert(
     return model.eval()
 
 
-__all__ = ["config_from_hf_bert", "config_from_hf_gpt2", "from_hf_bert", "from_hf_gpt2"]
+# --- timm ViT --------------------------------------------------------------------------------
+
+
+def config_from_timm_vit(timm_model: Any, **overrides: Any) -> VisionConfig:
+    """The `VisionConfig` of a timm `VisionTransformer` (read from its modules). Variants that
+    compute something our ViT does not (register tokens, layer scale, QK-norm, a pre-norm,
+    average pooling with timm's fc_norm, positions without the class token) fail with a
+    ConfigError naming the switch."""
+    m = timm_model
+    block = m.blocks[0]
+    unsupported = {
+        "register tokens (reg_tokens)": getattr(m, "num_reg_tokens", 0) > 0,
+        "positions without the class token (no_embed_class)": getattr(m, "no_embed_class", False),
+        "global_pool other than 'token'": getattr(m, "global_pool", "token") != "token",
+        "a norm before the blocks (pre_norm)": not isinstance(m.norm_pre, torch.nn.Identity),
+        "layer scale (init_values)": not isinstance(block.ls1, torch.nn.Identity),
+        "QK-norm (qk_norm)": not isinstance(block.attn.q_norm, torch.nn.Identity),
+        "no class token (class_token=False)": m.cls_token is None,
+        "no qkv bias (qkv_bias=False)": block.attn.qkv.bias is None,
+    }
+    for what, present in unsupported.items():
+        if present:
+            raise ConfigError(f"timm ViT: {what} is not supported by aiayn's VisionTransformer")
+    proj = m.patch_embed.proj
+    img = m.patch_embed.img_size
+    if img[0] != img[1] or proj.kernel_size[0] != proj.kernel_size[1]:
+        raise ConfigError(f"timm ViT: image {img} / patch {proj.kernel_size}: only squares")
+    fields = dict(
+        image_size=img[0], patch_size=proj.kernel_size[0], channels=proj.in_channels,
+        n_layers=len(m.blocks), d_model=m.embed_dim, n_heads=block.attn.num_heads,
+        d_ff=block.mlp.fc1.out_features, activation="gelu", norm_first=True,
+        layer_norm_eps=block.norm1.eps, dropout=0.0, positional="learned", pooling="cls",
+        num_labels=m.num_classes,
+    )  # fmt: skip
+    return VisionConfig.create(**{**fields, **overrides})
+
+
+def _timm_vit_to_aiayn(state: Mapping[str, Tensor], cfg: VisionConfig) -> dict[str, Tensor]:
+    """Rename and re-lay timm's ViT tensors as VisionTransformer's state dict."""
+    D, F, C, p = cfg.d_model, cfg.layer.d_ff, cfg.channels, cfg.patch_size
+    src = _Source(state, "timm ViT")
+    out: dict[str, Tensor] = {}
+
+    def linear(key: str, dst: str, n_in: int, n_out: int) -> None:
+        out[dst + ".weight"] = src.take(key + ".weight", (n_out, n_in))
+        out[dst + ".bias"] = src.take(key + ".bias", (n_out,))
+
+    def norm(key: str, dst: str) -> None:
+        out[dst + ".weight"] = src.take(key + ".weight", (D,))
+        out[dst + ".bias"] = src.take(key + ".bias", (D,))
+
+    # a stride-p convolution is one linear map of each flattened (C, p, p) patch
+    kernel = src.take("patch_embed.proj.weight", (D, C, p, p))
+    out["encoder.embed.proj.weight"] = kernel.reshape(D, C * p * p)
+    out["encoder.embed.proj.bias"] = src.take("patch_embed.proj.bias", (D,))
+    out["encoder.embed.cls"] = src.take("cls_token", (1, 1, D))
+    out["encoder.positional.weight"] = src.take("pos_embed", (1, cfg.num_tokens, D))
+    for i in range(cfg.n_layers):
+        t, dst = f"blocks.{i}", f"encoder.layers.{i}"
+        norm(f"{t}.norm1", f"{dst}.res_self.norm")
+        qkv_w = src.take(f"{t}.attn.qkv.weight", (3 * D, D))  # rows [Q; K; V]
+        qkv_b = src.take(f"{t}.attn.qkv.bias", (3 * D,))
+        for j, ours in enumerate(("w_q", "w_k", "w_v")):
+            out[f"{dst}.self_attn.{ours}.weight"] = qkv_w[j * D : (j + 1) * D]
+            out[f"{dst}.self_attn.{ours}.bias"] = qkv_b[j * D : (j + 1) * D]
+        linear(f"{t}.attn.proj", f"{dst}.self_attn.w_o", D, D)
+        norm(f"{t}.norm2", f"{dst}.res_ffn.norm")
+        linear(f"{t}.mlp.fc1", f"{dst}.ffn.w_1", D, F)
+        linear(f"{t}.mlp.fc2", f"{dst}.ffn.w_2", F, D)
+    norm("norm", "encoder.norm")
+    linear("head", "classifier", D, cfg.num_labels)
+    src.check_all_taken("does the config's depth match the weights?")
+    return out
+
+
+def from_timm_vit(timm_model: Any, **overrides: Any) -> VisionTransformer:
+    """A `VisionTransformer` with a timm `VisionTransformer`'s weights, in eval mode: the same
+    logits for the same images (tested). `overrides`: config fields to change (e.g. dropout).
+    timm itself is not imported here: its modules and state dict are read by name."""
+    cfg = config_from_timm_vit(timm_model, **overrides)
+    converted = _timm_vit_to_aiayn(timm_model.state_dict(), cfg)
+    model = VisionTransformer(cfg).to(converted["encoder.embed.cls"].dtype)
+    with torch.no_grad():
+        model.load_state_dict(converted, strict=True)
+    return model.eval()
+
+
+__all__ = [
+    "config_from_hf_bert",
+    "config_from_hf_gpt2",
+    "config_from_timm_vit",
+    "from_hf_bert",
+    "from_hf_gpt2",
+    "from_timm_vit",
+]

@@ -12,12 +12,12 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import Tensor, nn
 
-from aiayn.config import DecoderOnlyConfig, EncoderOnlyConfig, ModelConfig
+from aiayn.config import DecoderOnlyConfig, EncoderOnlyConfig, ModelConfig, VisionConfig
 from aiayn.models.serialization import ARCHITECTURES
 from aiayn.nn.stack import Stack
 from aiayn.nn.trace import TraceStep, shape_trace
 
-AnyConfig = ModelConfig | DecoderOnlyConfig | EncoderOnlyConfig
+AnyConfig = ModelConfig | DecoderOnlyConfig | EncoderOnlyConfig | VisionConfig
 #: Attributes that hold a model's output heads, counted together as "output".
 _HEADS = ("generator", "mlm", "pooler", "classifier")
 
@@ -159,6 +159,23 @@ def estimate_encoder_flops(cfg: EncoderOnlyConfig, seq_len: int = 32) -> FlopEst
     )
 
 
+def estimate_vision_flops(cfg: VisionConfig, length: int = 0) -> FlopEstimate:
+    """Forward matmul FLOPs of a ViT on one image of the config's size (`length` is ignored:
+    an image's token count is fixed, (image_size / patch_size)² + [CLS]): the patch
+    projection, each layer's Q, K, V, O and attention over all tokens (none with the pooling
+    mixer, whose averages are no matmuls) and FFN, the head. Per token: divided by T."""
+    T = cfg.num_tokens
+    mixing = 4 * _projections(cfg, T) + _attend(cfg, T, T) if cfg.mixer == "attention" else 0
+    patch_in = cfg.channels * cfg.patch_size**2
+    return FlopEstimate(
+        src_len=T,
+        tgt_len=T,
+        encoder=2 * cfg.grid**2 * patch_in * cfg.d_model + cfg.n_layers * (mixing + _ffn(cfg, T)),
+        decoder=0,
+        output=2 * cfg.d_model * cfg.num_labels,
+    )
+
+
 def flops_per_token(cfg: AnyConfig, length: int = 32) -> FlopEstimate:
     """The FLOP estimate of a model of any family, sequences of `length` tokens (the source
     and the target both, for an encoder-decoder)."""
@@ -226,9 +243,14 @@ _FLOPS: dict[str, Callable[[AnyConfig, int], FlopEstimate]] = {
     "encoder_decoder": lambda cfg, n: estimate_flops(cfg, n, n),
     "decoder_only": estimate_lm_flops,
     "encoder_only": estimate_encoder_flops,
+    "vision": estimate_vision_flops,
 }
 _SAMPLE_FORWARD: dict[str, Callable[[nn.Module, int, int, int], Tensor]] = {
     "encoder_decoder": lambda model, B, S, T: model(_ids(B, S), _ids(B, T)),
     "decoder_only": lambda model, B, S, T: model(_ids(B, T)),
     "encoder_only": lambda model, B, S, T: model(_ids(B, T) + 1),  # id 0 is padding
+    # an image of the config's size: its token count is fixed (S and T do not apply)
+    "vision": lambda model, B, S, T: model(
+        torch.zeros(B, model.config.channels, model.config.image_size, model.config.image_size)
+    ),
 }

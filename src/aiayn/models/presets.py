@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from aiayn.config import DecoderOnlyConfig, EncoderOnlyConfig, ModelConfig
+from aiayn.config import DecoderOnlyConfig, EncoderOnlyConfig, ModelConfig, VisionConfig
 from aiayn.errors import ConfigError
 
 
@@ -102,6 +102,42 @@ def _make_bert(vocab_size: int, sizes: dict[str, Any], overrides: dict[str, Any]
     return EncoderOnlyConfig.create(**fields)
 
 
+# --- Vision Transformers (ViT) ------------------------------------------------------------
+# Dosovitskiy et al. 2021 (B) and Touvron et al. 2021, DeiT (Ti, S): patch 16 at 224×224,
+# 64-wide heads, d_ff 4·D, 1,000 ImageNet classes; timm's vit_*_patch16_224 shapes.
+
+
+def vit_tiny(**overrides: Any) -> VisionConfig:
+    """ViT-Ti/16: 12 layers, d_model 192, 3 heads (5.7M parameters at 224×224, 1,000 classes)."""
+    return _make_vit(dict(n_layers=12, d_model=192, n_heads=3, d_ff=768), overrides)
+
+
+def vit_small(**overrides: Any) -> VisionConfig:
+    """ViT-S/16: 12 layers, d_model 384, 6 heads (22.1M parameters at 224×224, 1,000 classes)."""
+    return _make_vit(dict(n_layers=12, d_model=384, n_heads=6, d_ff=1536), overrides)
+
+
+def vit_base(**overrides: Any) -> VisionConfig:
+    """ViT-B/16: 12 layers, d_model 768, 12 heads; 86,567,656 parameters at 224×224 with 1,000
+    classes, exactly timm's `vit_base_patch16_224`."""
+    return _make_vit(dict(n_layers=12, d_model=768, n_heads=12, d_ff=3072), overrides)
+
+
+def _make_vit(sizes: dict[str, Any], overrides: dict[str, Any]) -> VisionConfig:
+    # ViT's switches: pre-LN, erf-GELU, LayerNorm ε 1e-6, no dropout (ImageNet-21k pretraining
+    # used 0.1; DeiT none), patch 16, 224×224, [CLS], learned positions.
+    fields = {"image_size": 224, "patch_size": 16, "activation": "gelu", "norm_first": True,
+              "layer_norm_eps": 1e-6, "dropout": 0.0, **sizes, **overrides}  # fmt: skip
+    return VisionConfig.create(**fields)
+
+
+#: Vision presets (`aiayn train image --preset`).
+VIT_PRESETS: dict[str, Callable[..., VisionConfig]] = {
+    "vit-tiny": vit_tiny,
+    "vit-small": vit_small,
+    "vit-base": vit_base,
+}
+
 #: Encoder-only presets (BERT).
 BERT_PRESETS: dict[str, Callable[..., EncoderOnlyConfig]] = {
     "bert-tiny": bert_tiny,
@@ -127,9 +163,10 @@ PRESETS: dict[str, Callable[..., ModelConfig]] = {
 
 
 def get(name: str, **overrides: Any):
-    """The preset called `name` (of PRESETS, LM_PRESETS, BERT_PRESETS), with overrides
-    (`vocab_size=` among them; a value of None is passed on, and refused, not read as unset)."""
-    table = {**PRESETS, **LM_PRESETS, **BERT_PRESETS}
+    """The preset called `name` (of PRESETS, LM_PRESETS, BERT_PRESETS, VIT_PRESETS), with
+    overrides (`vocab_size=` among them; a value of None is passed on, and refused, not read as
+    unset)."""
+    table = {**PRESETS, **LM_PRESETS, **BERT_PRESETS, **VIT_PRESETS}
     if name not in table:
         raise ConfigError(f"unknown preset '{name}'; choose one of {', '.join(table)}")
     return table[name](**overrides)

@@ -35,12 +35,14 @@ from aiayn.io import atomic_path
 from aiayn.models.decoder_only import DecoderOnly
 from aiayn.models.encoder_decoder import EncoderDecoder
 from aiayn.models.encoder_only import EncoderOnly
+from aiayn.models.vision import VisionTransformer
 
 #: The model class of each `arch` in config.json (a plain dict: a new family is one line).
 ARCHITECTURES: dict[str, type[nn.Module]] = {
     "encoder_decoder": EncoderDecoder,
     "decoder_only": DecoderOnly,
     "encoder_only": EncoderOnly,
+    "vision": VisionTransformer,
 }
 
 CONFIG_NAME = "config.json"
@@ -130,20 +132,29 @@ def verify_weights(path: str | os.PathLike) -> bool:
 _ARCH_USE = {
     "encoder_decoder": "a translation model (aiayn translate, aiayn evaluate)",
     "decoder_only": "a language model (aiayn generate)",
+    "encoder_only": "a text encoder (aiayn classify on texts)",
+    "vision": "an image classifier (aiayn classify on images)",
 }
 
 
-def require_arch(directory: str | os.PathLike, arch: str) -> Path:
-    """The directory holding the config of the model in `directory` (itself, or the run of a
-    checkpoint directory), after checking its family is `arch`: ConfigError saying what the
-    model is and which command takes it otherwise. Reads the config only: no weights."""
+def arch_of(directory: str | os.PathLike) -> tuple[Path, str]:
+    """(the directory holding the config, the model's `arch`) of the model in `directory`
+    (itself, or the run of a checkpoint directory). Reads the config only: no weights.
+    ConfigError naming the directory when there is no model there."""
     directory = Path(directory)
     if not directory.is_dir():
         raise ConfigError(f"{directory}: no such model directory")
     home = run_dir_of_checkpoint(directory) or directory
     if not (home / CONFIG_NAME).is_file():
         raise ConfigError(f"{directory}: no {CONFIG_NAME}; is this a model directory?")
-    found = load_config(home / CONFIG_NAME).arch
+    return home, load_config(home / CONFIG_NAME).arch
+
+
+def require_arch(directory: str | os.PathLike, arch: str) -> Path:
+    """The directory holding the config of the model in `directory` (itself, or the run of a
+    checkpoint directory), after checking its family is `arch`: ConfigError saying what the
+    model is and which command takes it otherwise. Reads the config only: no weights."""
+    home, found = arch_of(directory)
     if found != arch:
         raise ConfigError(
             f"{directory} holds {_ARCH_USE.get(found, found)}, not {_ARCH_USE.get(arch, arch)}"

@@ -8,6 +8,12 @@ subclasses, make the family:
     encoder (paper, BERT, ViT)    Block(layer)
     decoder (paper)               Block(layer, causal=True, cross_attention=True)
     decoder-only (GPT)            Block(layer, causal=True)
+    PoolFormer                    Block(layer, mixer=PoolingMixer(3))
+
+The token mixer is self-attention unless another module is passed in (`mixer`): anything
+answering attention's call `mixer(x, mask=, cache=, positional=, need_weights=, is_causal=)
+-> (out, weights | None)`. It keeps the attribute name `self_attn`, so that state dicts of
+attention models read as before.
 
 A causal block's self-attention takes a `KVCache` for incremental decoding; a cross-attending
 block's cross-attention takes a `StaticKV` (the memory's K/V, computed once).
@@ -36,14 +42,19 @@ def self_attention(layer: LayerConfig, causal: bool) -> MultiHeadAttention:
 
 
 class Block(nn.Module):
-    """Self-attention → [cross-attention] → FFN, each in residual + dropout + LayerNorm."""
+    """Self-attention (or another token mixer) → [cross-attention] → FFN, each in residual +
+    dropout + LayerNorm."""
 
     def __init__(
-        self, layer: LayerConfig, causal: bool = False, cross_attention: bool = False
+        self,
+        layer: LayerConfig,
+        causal: bool = False,
+        cross_attention: bool = False,
+        mixer: nn.Module | None = None,
     ) -> None:
         super().__init__()
         self.causal = causal
-        self.self_attn = self_attention(layer, causal)
+        self.self_attn = mixer if mixer is not None else self_attention(layer, causal)
         self.res_self = self._residual(layer)
         self.cross_attn = self.res_cross = None
         if cross_attention:  # cross-attention is never windowed: the whole source is relevant

@@ -10,6 +10,8 @@ switches (`causal`, `cross_attention`); the skeleton around them is this one cla
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from torch import Tensor, nn
 
 from aiayn.config import LayerConfig
@@ -24,7 +26,9 @@ class Stack(nn.Module):
     """Embed + positions → dropout → N × Block (→ final LayerNorm when pre-LN).
 
     `embed` maps ids to vectors (B, T) -> (B, T, D) (a `TokenEmbedding`, or a patch embedding
-    for images); it may be shared with another stack (tied embeddings).
+    for images, (B, C, H, W) -> (B, T, D)); it may be shared with another stack (tied
+    embeddings). `mixer`, when given, makes each block's token mixer in place of
+    self-attention (PoolFormer's pooling): called once per block.
     """
 
     def __init__(
@@ -37,6 +41,7 @@ class Stack(nn.Module):
         cross_attention: bool = False,
         name: str = "stack",
         embed_norm: bool = False,
+        mixer: Callable[[], nn.Module] | None = None,
     ) -> None:
         super().__init__()
         self.embed = embed
@@ -45,7 +50,8 @@ class Stack(nn.Module):
         self.embed_norm = nn.LayerNorm(layer.d_model, layer.layer_norm_eps) if embed_norm else None
         self.dropout = Dropout(layer.dropout)  # §5.4: on the sums of embeddings and positions
         self.layers = nn.ModuleList(
-            Block(layer, causal=causal, cross_attention=cross_attention) for _ in range(n_layers)
+            Block(layer, causal, cross_attention, mixer() if mixer is not None else None)
+            for _ in range(n_layers)
         )
         # Pre-LN leaves the residual stream un-normalised; post-LN's last sub-layer already norms.
         self.norm = nn.LayerNorm(layer.d_model, layer.layer_norm_eps) if layer.norm_first else None

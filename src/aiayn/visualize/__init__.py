@@ -2,5 +2,13 @@
 
 from aiayn.visualize.attention import cross_attention, plot_attention
 from aiayn.visualize.curves import plot_validation_curve, read_metrics
+from aiayn.visualize.rollout import attention_rollout, plot_rollout
 
-__all__ = ["cross_attention", "plot_attention", "plot_validation_curve", "read_metrics"]
+__all__ = [
+    "attention_rollout",
+    "cross_attention",
+    "plot_attention",
+    "plot_rollout",
+    "plot_validation_curve",
+    "read_metrics",
+]
