@@ -27,7 +27,9 @@ from aiayn.io import atomic_write_text, read_json_object
 #: Bump when a field changes meaning or is removed; adding a field with a default does not.
 SCHEMA_VERSION = 2
 
-Positional = Literal["sinusoidal", "learned", "rope", "none"]
+#: Absolute (added to the embeddings): sinusoidal (§3.5), learned. Relative (inside attention):
+#: rope, alibi, t5 (bucketed bias), shaw (clipped distances, keys and values). none = NoPE.
+Positional = Literal["sinusoidal", "learned", "rope", "alibi", "t5", "shaw", "none"]
 Activation = Literal["relu", "gelu", "gelu_tanh"]
 Tying = Literal["none", "decoder", "all"]
 AttentionImpl = Literal["auto", "sdpa", "math"]

@@ -193,9 +193,13 @@ class MultiHeadAttention(nn.Module):
                 k, v = cache.update(k, v)  # (B, H, S, Dh) with S = past + S_new
         bias = positional.score_bias(q, k.shape[-2], offset) if positional is not None else None
         dropout_p = self.dropout if self.training else 0.0
+        mixes = positional is not None and positional.mixes_values  # needs the weights
         out, weights = self.attend(
-            q, k, v, mask, bias, dropout_p, offset, cached, need_weights, is_causal
+            q, k, v, mask, bias, dropout_p, offset, cached, need_weights or mixes, is_causal
         )
+        if mixes:
+            out = out + positional.value_term(weights, offset)  # (B, H, T, Dh)
+            weights = weights if need_weights else None
         out = self.merge_heads(out)  # (B, T, D)
         record("merge heads (concat)", out)
         out = self.w_o(out)  # (B, T, D)

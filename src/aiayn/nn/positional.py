@@ -6,7 +6,8 @@ the layers:
 
 - `embed(x, offset)`        absolute encodings are added to the token embeddings (paper, learned);
 - `rotate(q, k, offset)`    RoPE rotates queries and keys inside self-attention;
-- `score_bias(q, S, off)`   additive biases on the attention scores (ALiBi, T5, Shaw's keys term).
+- `score_bias(q, S, off)`   additive biases on the attention scores (ALiBi, T5, Shaw's keys term);
+- `value_term(weights)`     a term mixed into the output by the weights (Shaw's values term).
 
 `offset` is the absolute position of the first element of the current chunk: 0 in training, the
 number of steps already decoded during incremental decoding. `embed` also takes one offset per
@@ -17,6 +18,8 @@ depends only on the difference of positions, which padding on the left does not 
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 from torch import Tensor, nn
@@ -39,11 +42,25 @@ class PositionalEncoding(nn.Module):
         """Shape: q (B, H, T, Dh) from position `offset`, keys 0..k_len-1 -> (…, T, S) | None."""
         return None
 
+    def value_term(self, weights: Tensor, offset: int = 0) -> Tensor | None:
+        """A term added to the attention output from the weights (Shaw's values).
+
+        Shape: weights (B, H, T, S) -> (B, H, T, Dh) | None.
+        """
+        return None
+
+    @property
+    def mixes_values(self) -> bool:
+        """Whether attention must hand this scheme its weights (`value_term`)."""
+        return type(self).value_term is not PositionalEncoding.value_term
+
     @property
     def acts_in_attention(self) -> bool:
         """Whether self-attention layers must be handed this scheme."""
-        return type(self).rotate is not PositionalEncoding.rotate or (
-            type(self).score_bias is not PositionalEncoding.score_bias
+        return (
+            type(self).rotate is not PositionalEncoding.rotate
+            or type(self).score_bias is not PositionalEncoding.score_bias
+            or self.mixes_values
         )
 
 
@@ -156,6 +173,125 @@ class RotaryPositionalEncoding(PositionalEncoding):
         return self._rotate(q, offset), self._rotate(k, offset)
 
 
+def relative_distances(q_len: int, k_len: int, offset: int, device: torch.device) -> Tensor:
+    """j − i for queries at positions offset … offset+q_len−1 and keys at 0 … k_len−1.
+
+    Shape: -> (q_len, k_len) long; negative where the key precedes the query.
+    """
+    queries = torch.arange(offset, offset + q_len, device=device)
+    keys = torch.arange(k_len, device=device)
+    return keys[None, :] - queries[:, None]
+
+
+def alibi_slopes(n_heads: int) -> Tensor:
+    """ALiBi's per-head slopes (Press et al. 2022): for h a power of two, the geometric
+    sequence 2^(−8/h), 2^(−16/h), …, 2^(−8); otherwise those of the nearest smaller power of
+    two, then every other slope of the next power of two, as the paper's code does.
+
+    Shape: -> (n_heads,) float32.
+    """
+
+    def power_of_two(n: int) -> list[float]:
+        start = 2.0 ** (-8.0 / n)
+        return [start ** (i + 1) for i in range(n)]
+
+    below = 2 ** math.floor(math.log2(n_heads))
+    slopes = power_of_two(below)
+    if below < n_heads:
+        slopes += power_of_two(2 * below)[0::2][: n_heads - below]
+    return torch.tensor(slopes, dtype=torch.float32)
+
+
+class ALiBiPositionalEncoding(PositionalEncoding):
+    """ALiBi (Press et al. 2022): no position vectors at all; each head's scores get a penalty
+    proportional to the distance, −m_h·|j − i|, with a fixed slope m_h per head (steep heads
+    look near, gentle ones far). Trained short, it extrapolates to longer inputs."""
+
+    def __init__(self, n_heads: int) -> None:
+        super().__init__()
+        self.register_buffer("slopes", alibi_slopes(n_heads), persistent=False)  # (H,)
+
+    def score_bias(self, q: Tensor, k_len: int, offset: int = 0) -> Tensor:
+        distance = relative_distances(q.shape[-2], k_len, offset, q.device).abs()  # (T, S)
+        return (-self.slopes[:, None, None] * distance).to(q.dtype)  # (H, T, S)
+
+
+def t5_bucket(distance: Tensor, n_buckets: int = 32, max_distance: int = 128) -> Tensor:
+    """T5's bucket of each relative distance j − i (Raffel et al. 2020), bidirectional: half
+    the buckets for keys before the query, half for keys after; in each half, distances
+    below a quarter of the buckets get one bucket each, the rest share logarithmically wider
+    buckets up to `max_distance`, beyond which all share the last.
+
+    Shape: distance (…) long -> (…) long in [0, n_buckets).
+    """
+    half = n_buckets // 2
+    bucket = (distance > 0).long() * half  # keys after the query: the upper half
+    n = distance.abs()
+    exact = half // 2
+    # log-spaced from `exact` to `max_distance` over the remaining half − exact buckets
+    far = n.clamp(min=1).float() / exact
+    log_bucket = exact + (far.log() / math.log(max_distance / exact) * (half - exact)).long()
+    log_bucket = log_bucket.clamp(max=half - 1)
+    return bucket + torch.where(n < exact, n, log_bucket)
+
+
+class T5RelativeBias(PositionalEncoding):
+    """T5's relative attention bias: a learned scalar per (bucket of j − i, head) added to
+    the scores; one table for the whole stack, shared by its layers as in T5."""
+
+    def __init__(self, n_heads: int, n_buckets: int = 32, max_distance: int = 128) -> None:
+        super().__init__()
+        self.n_buckets, self.max_distance = n_buckets, max_distance
+        self.bias = nn.Embedding(n_buckets, n_heads)  # (buckets, H)
+        nn.init.zeros_(self.bias.weight)  # start position-blind; training finds the shape
+
+    def score_bias(self, q: Tensor, k_len: int, offset: int = 0) -> Tensor:
+        distance = relative_distances(q.shape[-2], k_len, offset, q.device)  # (T, S)
+        buckets = t5_bucket(distance, self.n_buckets, self.max_distance)  # (T, S)
+        return self.bias(buckets).permute(2, 0, 1).to(q.dtype)  # (H, T, S)
+
+
+class ShawRelativePositions(PositionalEncoding):
+    """Shaw et al. (2018): learned vectors for the clipped distance clip(j − i, ±k_max), one
+    table for keys and one for values, shared by the heads.
+
+        e_ij = (q_i·k_j + q_i·a^K_ij) / √d_k        z_i = Σ_j α_ij (v_j + a^V_ij)
+
+    The keys term is a score bias that depends on the query; the values term needs the
+    attention weights, so attention takes the reference (math) path for this scheme.
+    """
+
+    def __init__(self, head_dim: int, k_max: int = 16) -> None:
+        super().__init__()
+        self.k_max, self.head_dim = k_max, head_dim
+        self.keys = nn.Parameter(torch.empty(2 * k_max + 1, head_dim))  # (2K+1, Dh)
+        self.values = nn.Parameter(torch.empty(2 * k_max + 1, head_dim))
+        nn.init.normal_(self.keys, std=head_dim**-0.5)
+        nn.init.normal_(self.values, std=head_dim**-0.5)
+
+    def _index(self, q_len: int, k_len: int, offset: int, device: torch.device) -> Tensor:
+        distance = relative_distances(q_len, k_len, offset, device)
+        return distance.clamp(-self.k_max, self.k_max) + self.k_max  # (T, S) in [0, 2K]
+
+    def score_bias(self, q: Tensor, k_len: int, offset: int = 0) -> Tensor:
+        B, H, T, _ = q.shape
+        per_distance = q @ self.keys.to(q.dtype).T  # (B, H, T, 2K+1): q_i · a^K for each clip
+        index = self._index(T, k_len, offset, q.device).expand(B, H, T, k_len)
+        return per_distance.gather(-1, index) / math.sqrt(self.head_dim)  # (B, H, T, S)
+
+    def value_term(self, weights: Tensor, offset: int = 0) -> Tensor:
+        """Σ_j α_ij a^V_ij, added to the attention output.
+
+        Shape: weights (B, H, T, S) -> (B, H, T, Dh).
+        """
+        T, S = weights.shape[-2:]
+        index = self._index(T, S, offset, weights.device)  # (T, S)
+        # sum the weights falling on each clipped distance, then mix the 2K+1 vectors
+        per_distance = weights.new_zeros(*weights.shape[:-1], 2 * self.k_max + 1)
+        per_distance.scatter_add_(-1, index.expand_as(weights), weights)  # (B, H, T, 2K+1)
+        return per_distance @ self.values.to(weights.dtype)  # (B, H, T, Dh)
+
+
 def build_positional(kind: str, d_model: int, n_heads: int, max_len: int) -> PositionalEncoding:
     """The scheme named in `ModelConfig.positional`."""
     if kind == "sinusoidal":
@@ -164,16 +300,28 @@ def build_positional(kind: str, d_model: int, n_heads: int, max_len: int) -> Pos
         return LearnedPositionalEncoding(d_model, max_len)
     if kind == "rope":
         return RotaryPositionalEncoding(d_model // n_heads)
-    if kind == "none":
+    if kind == "alibi":
+        return ALiBiPositionalEncoding(n_heads)
+    if kind == "t5":
+        return T5RelativeBias(n_heads)
+    if kind == "shaw":
+        return ShawRelativePositions(d_model // n_heads)
+    if kind == "none":  # NoPE: order only through the causal mask, if any
         return PositionalEncoding()
     raise ValueError(f"unknown positional encoding {kind!r}")
 
 
 __all__ = [
+    "ALiBiPositionalEncoding",
     "LearnedPositionalEncoding",
     "PositionalEncoding",
     "RotaryPositionalEncoding",
+    "ShawRelativePositions",
     "SinusoidalPositionalEncoding",
+    "T5RelativeBias",
+    "alibi_slopes",
     "build_positional",
+    "relative_distances",
     "sinusoid_table",
+    "t5_bucket",
 ]
