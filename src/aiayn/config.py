@@ -33,6 +33,7 @@ Positional = Literal["sinusoidal", "learned", "rope", "alibi", "t5", "shaw", "no
 Activation = Literal["relu", "gelu", "gelu_tanh"]
 Tying = Literal["none", "decoder", "all"]
 AttentionImpl = Literal["auto", "sdpa", "math"]
+Norm = Literal["layer", "rms", "batch"]
 
 
 def option(text: str, default: Any) -> Any:
@@ -106,7 +107,13 @@ class LayerConfig:
         "LN(x + Sublayer(x)) (§3.1)",
         False,
     )
-    layer_norm_eps: float = option("LayerNorm epsilon", 1e-5)
+    norm: Norm = option(
+        "the normalisation of every residual and the stack's final norm: layer (LayerNorm, "
+        "§3.1), rms (RMSNorm: no mean, no shift; LLaMA), batch (BatchNorm over the batch's real "
+        "tokens: only to show why Transformers do not use it, docs/why.md)",
+        "layer",
+    )
+    layer_norm_eps: float = option("epsilon of the norms (LayerNorm, RMSNorm, BatchNorm)", 1e-5)
     bias: bool = option(
         "biases in the attention and feed-forward linear maps (§3.3 has them)", True
     )

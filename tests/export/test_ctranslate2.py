@@ -338,6 +338,14 @@ def test_unsupported_positional_scheme_is_named(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.parametrize("norm", ["rms", "batch"])
+def test_a_norm_other_than_layer_norm_is_refused(norm, tmp_path):
+    model = EncoderDecoder(ModelConfig.create(**SMALL, norm=norm))
+    with pytest.raises(ValueError, match=rf"'norm' = '{norm}'"):
+        export_ctranslate2(model, tmp_path / "ct2")
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_local_attention_is_refused(tmp_path):
     model = EncoderDecoder(ModelConfig.create(**SMALL, attention_window=2))
     with pytest.raises(ValueError, match=r"'attention_window' = 2"):

@@ -218,6 +218,11 @@ def _check_supported(cfg: ModelConfig) -> None:
             f"config field 'attention_window' = {cfg.layer.attention_window!r}: CTranslate2 export "
             "supports full self-attention only (attention_window = None)"
         )
+    if cfg.layer.norm != "layer":
+        raise ValueError(
+            f"config field 'norm' = {cfg.layer.norm!r}: CTranslate2 export supports LayerNorm "
+            "only (norm = 'layer')"
+        )
 
 
 def _check_destination(out_dir: Path, force: bool) -> None:

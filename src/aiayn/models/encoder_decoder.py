@@ -100,7 +100,8 @@ class EncoderDecoder(nn.Module):
     def encode(self, src: Tensor, need_weights: bool = False) -> tuple[Tensor, Tensor]:
         """Shape: src (B, S) long -> memory (B, S, D), memory_mask (B, 1, 1, S) bool."""
         memory_mask = padding_mask(src, self.config.pad_id)
-        memory, _, _ = self.encoder(src, memory_mask, need_weights=need_weights)
+        real = src != self.config.pad_id  # (B, S), for a BatchNorm's statistics
+        memory, _, _ = self.encoder(src, memory_mask, need_weights=need_weights, real=real)
         return memory, memory_mask
 
     def decode(
@@ -121,7 +122,8 @@ class EncoderDecoder(nn.Module):
         -> logits (B, T, V), or (B, 1, V) when last_only (decoding needs only the last).
         """
         self_mask = self._self_mask(tgt, cache)
-        hidden, _, _ = self.decoder(tgt, self_mask, memory, memory_mask, cache)
+        real = tgt != self.config.pad_id if cache is None else None  # (B, T): a BatchNorm's
+        hidden, _, _ = self.decoder(tgt, self_mask, memory, memory_mask, cache, real=real)
         if last_only:
             hidden = hidden[:, -1:]  # (B, 1, D): skip the vocabulary matmul for earlier steps
         return self.generator(hidden)

@@ -75,7 +75,9 @@ class EncoderOnly(nn.Module):
             raise ValueError("this model has no segment embeddings (type_vocab_size = 0)")
         real = ids != self.config.pad_id  # (B, T)
         mask = padding_mask(ids, self.config.pad_id)  # (B, 1, 1, T)
-        hidden, weights, _ = self.encoder(ids, mask, need_weights=need_weights, added=added)
+        hidden, weights, _ = self.encoder(
+            ids, mask, need_weights=need_weights, added=added, real=real
+        )
         return hidden, real, weights
 
     def forward(

@@ -72,7 +72,9 @@ class Block(nn.Module):
 
     @staticmethod
     def _residual(layer: LayerConfig) -> Residual:
-        return Residual(layer.d_model, layer.dropout, layer.norm_first, layer.layer_norm_eps)
+        return Residual(
+            layer.d_model, layer.dropout, layer.norm_first, layer.layer_norm_eps, layer.norm
+        )
 
     def forward(
         self,
@@ -84,6 +86,7 @@ class Block(nn.Module):
         cross_cache: StaticKV | None = None,
         positional: PositionalEncoding | None = None,
         need_weights: bool = False,
+        real: Tensor | None = None,
     ) -> tuple[Tensor, Tensor | None, Tensor | None]:
         """Shape: x (B, T, D), mask bool broadcastable to (B, 1, T, T_past+T), memory (B, S, D),
         memory_mask (B, 1, 1, S) bool -> (B, T, D), self weights (B, H, T, T_past+T) | None,
@@ -94,24 +97,24 @@ class Block(nn.Module):
         only the new steps and the cache supplies the past (one new step may see all of it).
         `memory` may be None once `cross_cache` is filled (the memory's K/V are reused). A
         windowed block without a cache takes only a key-padding mask (B, 1, 1, T): the window
-        supplies band and causality.
+        supplies band and causality. `real` (B, T) marks non-padding tokens, for a BatchNorm.
         """
         # A causal block given no mask over a whole sequence (no past in the cache): SDPA's
         # causal kernels instead of a (T, T) mask. A window applies its own causality.
         is_causal = self.causal and mask is None and (cache is None or cache.length == 0)
         y, self_w = self.self_attn(
-            self.res_self.before(x), mask=mask, cache=cache, positional=positional,
+            self.res_self.before(x, real), mask=mask, cache=cache, positional=positional,
             need_weights=need_weights, is_causal=is_causal,
         )  # fmt: skip
-        x = self.res_self.after(x, y)
+        x = self.res_self.after(x, y, real)
         cross_w = None
         if self.cross_attn is not None:
             y, cross_w = self.cross_attn(
-                self.res_cross.before(x), memory, mask=memory_mask, cache=cross_cache,
+                self.res_cross.before(x, real), memory, mask=memory_mask, cache=cross_cache,
                 need_weights=need_weights,
             )  # fmt: skip
-            x = self.res_cross.after(x, y)
-        x = self.res_ffn.after(x, self.ffn(self.res_ffn.before(x)))
+            x = self.res_cross.after(x, y, real)
+        x = self.res_ffn.after(x, self.ffn(self.res_ffn.before(x, real)), real)
         return x, self_w, cross_w
 
 

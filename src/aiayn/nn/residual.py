@@ -12,26 +12,30 @@ from __future__ import annotations
 from torch import Tensor, nn
 
 from aiayn.nn.dropout import Dropout
+from aiayn.nn.norms import build_norm
 from aiayn.nn.trace import record
 
 
 class Residual(nn.Module):
     """Wraps one sub-layer call: `y = sublayer(res.before(x)); x = res.after(x, y)`."""
 
-    def __init__(self, d_model: int, dropout: float, norm_first: bool, eps: float = 1e-5):
+    def __init__(
+        self, d_model: int, dropout: float, norm_first: bool, eps: float = 1e-5, norm: str = "layer"
+    ):
         super().__init__()
-        self.norm = nn.LayerNorm(d_model, eps=eps)
+        self.norm = build_norm(norm, d_model, eps)  # LayerNorm unless the config says otherwise
         self.dropout = Dropout(dropout)
         self.norm_first = norm_first
 
-    def before(self, x: Tensor) -> Tensor:
-        """The sub-layer's input. Shape: (B, T, D) -> (B, T, D)."""
-        return self.norm(x) if self.norm_first else x
+    def before(self, x: Tensor, real: Tensor | None = None) -> Tensor:
+        """The sub-layer's input. Shape: (B, T, D), real (B, T) bool | None -> (B, T, D)."""
+        return self.norm(x, real) if self.norm_first else x
 
-    def after(self, x: Tensor, y: Tensor) -> Tensor:
-        """Add the sub-layer output `y` to the residual stream `x`. Shape: (B, T, D) each."""
+    def after(self, x: Tensor, y: Tensor, real: Tensor | None = None) -> Tensor:
+        """Add the sub-layer output `y` to the residual stream `x`. Shape: (B, T, D) each;
+        `real` (B, T) marks non-padding tokens (only a BatchNorm reads it)."""
         x = x + self.dropout(y)
         if not self.norm_first:
-            x = self.norm(x)
+            x = self.norm(x, real)
         record("residual x + Dropout(y)" + ("" if self.norm_first else ", LayerNorm"), x)
         return x

@@ -18,6 +18,7 @@ from aiayn.config import LayerConfig
 from aiayn.nn.block import Block
 from aiayn.nn.dropout import Dropout
 from aiayn.nn.kv_cache import DecoderCache
+from aiayn.nn.norms import build_norm
 from aiayn.nn.positional import PositionalEncoding
 from aiayn.nn.trace import record
 
@@ -47,14 +48,20 @@ class Stack(nn.Module):
         self.embed = embed
         self.positional = positional
         # BERT normalises the embedding sum; the paper and GPT-2 do not
-        self.embed_norm = nn.LayerNorm(layer.d_model, layer.layer_norm_eps) if embed_norm else None
+        self.embed_norm = (
+            build_norm(layer.norm, layer.d_model, layer.layer_norm_eps) if embed_norm else None
+        )
         self.dropout = Dropout(layer.dropout)  # §5.4: on the sums of embeddings and positions
         self.layers = nn.ModuleList(
             Block(layer, causal, cross_attention, mixer() if mixer is not None else None)
             for _ in range(n_layers)
         )
         # Pre-LN leaves the residual stream un-normalised; post-LN's last sub-layer already norms.
-        self.norm = nn.LayerNorm(layer.d_model, layer.layer_norm_eps) if layer.norm_first else None
+        self.norm = (
+            build_norm(layer.norm, layer.d_model, layer.layer_norm_eps)
+            if layer.norm_first
+            else None
+        )
         self.name = name
         # Relative schemes (RoPE, …) act inside self-attention; absolute ones only in `embed`.
         self._in_attention = positional if positional.acts_in_attention else None
@@ -69,6 +76,7 @@ class Stack(nn.Module):
         offset: int | Tensor | None = None,
         need_weights: bool = False,
         added: Tensor | None = None,
+        real: Tensor | None = None,
     ) -> tuple[Tensor, list[Tensor], list[Tensor]]:
         """Shape: ids (B, T) long — only the new steps when `cache` is given —, mask bool
         broadcastable to (B, 1, T, T_past+T), memory (B, S, D), memory_mask (B, 1, 1, S)
@@ -77,7 +85,8 @@ class Stack(nn.Module):
 
         `offset`: position of the first id, an int or one per row (B,) (left-padded prompts);
         default: the number of cached steps. `added` (B, T, D): summed with the token
-        embeddings (BERT's segment embeddings).
+        embeddings (BERT's segment embeddings). `real` (B, T) bool: the non-padding tokens,
+        which a BatchNorm's statistics are taken over (unset: every token).
         """
         if offset is None:
             offset = cache.length if cache is not None else 0
@@ -86,7 +95,7 @@ class Stack(nn.Module):
             x = x + added
         x = self.positional.embed(x, offset)
         if self.embed_norm is not None:
-            x = self.embed_norm(x)
+            x = self.embed_norm(x, real)
         x = self.dropout(x)
         self_ws, cross_ws = [], []
         for i, block in enumerate(self.layers):
@@ -94,14 +103,14 @@ class Stack(nn.Module):
                 x, mask, memory, memory_mask,
                 cache=cache.self_attn[i] if cache is not None else None,
                 cross_cache=cache.cross_attn[i] if cache is not None and cache.cross_attn else None,
-                positional=self._in_attention, need_weights=need_weights,
+                positional=self._in_attention, need_weights=need_weights, real=real,
             )  # fmt: skip
             if sw is not None:
                 self_ws.append(sw)
             if cw is not None:
                 cross_ws.append(cw)
         if self.norm is not None:
-            x = self.norm(x)
+            x = self.norm(x, real)
         record(f"{self.name} output", x)
         return x, self_ws, cross_ws
 
