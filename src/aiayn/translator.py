@@ -62,14 +62,23 @@ def translate(
     tokenizers: TokenizerPair | None = None,
     device: str | torch.device = "cpu",
     batch_size: int = 64,
+    quantize: str | None = None,
 ) -> list[str]:
     """Translate `sentences` with a model directory, several (an ensemble; see
-    `load_translator`), or a model object plus its `tokenizers`."""
+    `load_translator`), or a model object plus its `tokenizers`.
+
+    `quantize="int8"`: decode with a dynamic-int8 copy of the model (CPU only; see
+    `aiayn.export.quantize`), faster and a little less exact."""
+    from aiayn.export.quantize import check_quantize, quantize_model
+
     if isinstance(model, (EncoderDecoder, Ensemble)):
         if tokenizers is None:
             raise ValueError("pass tokenizers= with a model object (a model dir holds its own)")
     else:
+        check_quantize(quantize, device)  # before loading: a bad flag fails fast
         model, tokenizers = load_translator(model, device)
+    if quantize is not None:
+        model = quantize_model(model, quantize)
     return translate_sentences(model, tokenizers, sentences, beam, alpha, batch_size)
 
 
@@ -99,22 +108,23 @@ def translate_sentences(
     # The model never trained on longer sequences (training filters at max_len), and learned
     # positions stop there: cut longer inputs, and stop outputs there too.
     limit = cfg.max_len
-    ids: list[list[int] | None] = []
-    for line_no, sentence in enumerate(sentences, 1):
-        if not sentence.strip():
-            ids.append(None)
-            continue
-        encoded = src_tok.encode(sentence, add_eos=True)
-        if len(encoded) > limit:
+    lines = [i for i, sentence in enumerate(sentences) if sentence.strip()]
+    # One call into the tokenizer's Rust batch encoder, not one per line.
+    encoded = src_tok.encode_batch([sentences[i] for i in lines], add_eos=True)
+    ids: dict[int, list[int]] = {}
+    for i, row in zip(lines, encoded, strict=True):
+        if len(row) > limit:
             log.warning(
                 "input %d has %d tokens; the model takes at most %d, so it was cut",
-                line_no, len(encoded), limit,
+                i + 1, len(row), limit,
             )  # fmt: skip
-            encoded = [*encoded[: limit - 1], src_tok.eos_id]
-        ids.append(encoded)
+            row = [*row[: limit - 1], src_tok.eos_id]
+        ids[i] = row
 
     outputs = [""] * len(sentences)
-    order = sorted((i for i, x in enumerate(ids) if x is not None), key=lambda i: len(ids[i]))
+    # Batches of similar lengths: little padding in the encoder, and sentences that tend to
+    # finish at similar steps in the decoder (finished ones leave the batch anyway).
+    order = sorted(ids, key=lambda i: len(ids[i]))
     for start in range(0, len(order), batch_size):
         chunk = order[start : start + batch_size]
         src = _pad([ids[i] for i in chunk], cfg.pad_id, device)  # (B, S)
@@ -128,8 +138,8 @@ def translate_sentences(
             max_len=limit,  # a cap: each sentence may also output its own length + extra_len
             extra_len=extra_len,
         )
-        for i, tokens in zip(chunk, hyps, strict=True):
-            outputs[i] = tgt_tok.decode(tokens)
+        for i, text in zip(chunk, tgt_tok.decode_batch(hyps), strict=True):
+            outputs[i] = text
     model.train(was_training)
     return outputs
 

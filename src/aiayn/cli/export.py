@@ -21,9 +21,11 @@ def add_parser(sub) -> None:
     p.add_argument("--out", required=True, help="CTranslate2 model directory to write")
     p.add_argument(
         "--quantization",
+        "--quantize",
         default=None,
         help="CTranslate2 weight type, e.g. int8, int8_float32, float16, bfloat16 "
-        "(default: keep float32)",
+        "(default: keep float32); --quantize int8 is the same flag, named as in "
+        "`aiayn translate --quantize int8`",
     )
     p.add_argument("--force", action="store_true", help="replace OUT if it exists")
     p.set_defaults(run=run)

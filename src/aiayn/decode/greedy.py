@@ -34,6 +34,10 @@ def greedy_search(
     (None: never) or after `limits[b]` tokens. `banned` ids are never generated, nor `eos_id`
     before `min_len` other tokens.
 
+    Finished rows leave the batch (`state.reorder`), so the model only decodes live rows; they
+    leave in groups (`_should_compact`), since each reorder copies the cache. A row's tokens
+    never depend on which other rows are still in the batch.
+
     Shape: inputs (B, S) long, first (B, T0) long, limits (B,) long -> (B, L) long: the
     generated tokens, up to and including </s> (absent when cut at the limit), padded with the
     config's pad_id after it; L = the longest row.
@@ -45,23 +49,47 @@ def greedy_search(
     ends = [] if eos_id is None else [eos_id]
     banned_early = torch.tensor(sorted({*banned, *ends}), dtype=torch.long, device=device)
     steps = int(limits.max())
-    state = model.start(inputs, capacity=first.shape[1] + steps)
-    token = first  # (B, T0)
-    finished = torch.zeros(B, dtype=torch.bool, device=device)
-    out = []
+    state = model.start(inputs, capacity=first.shape[1] + min(steps, CACHE_START))
+    out = torch.full((B, steps), pad_id, dtype=torch.long, device=device)  # (B, steps)
+    token = first  # (A, T0): the live rows' inputs
+    rows = torch.arange(B, device=device)  # (A,): original row of each live row
+    row_limits = limits.clone()  # (A,)
+    finished = torch.zeros(B, dtype=torch.bool, device=device)  # (A,): ended, not yet dropped
+    length = 0
     for t in range(steps):
-        logits = model.step(state, token)  # (B, V)
+        logits = model.step(state, token)  # (A, V)
         mask = banned_early if t < min_len else banned_t
         if mask.numel():
             logits = logits.index_fill(-1, mask, float("-inf"))
-        token = logits.argmax(dim=-1, keepdim=True).masked_fill(finished[:, None], pad_id)
-        out.append(token)  # (B, 1)
+        token = logits.argmax(dim=-1, keepdim=True)  # (A, 1)
+        live = ~finished  # (A,)
+        out[rows[live], t] = token[live, 0]
+        length = t + 1
         if eos_id is not None:
             finished |= token[:, 0] == eos_id
-        finished |= limits <= t + 1
-        if bool(finished.all()):
+        finished |= row_limits <= t + 1
+        n_done = int(finished.sum())
+        if n_done == finished.shape[0]:
             break
-    return torch.cat(out, dim=1)
+        if _should_compact(n_done, finished.shape[0]):
+            keep = (~finished).nonzero()[:, 0]  # (A',)
+            state.reorder(keep)
+            token, rows, row_limits = token[keep], rows[keep], row_limits[keep]
+            finished = finished[keep]
+    return out[:, :length]
+
+
+#: Steps the KV cache holds at first; it doubles when full. Reorders (beams, rows leaving the
+#: batch) copy the whole buffer, so a buffer sized for the longest possible output (source +
+#: 50) would copy several times the filled steps on every reorder.
+CACHE_START = 16
+
+
+def _should_compact(n_done: int, n_rows: int) -> bool:
+    """Drop finished rows once they are an eighth of the batch (or the batch is small): a
+    reorder copies every live row's cache, so dropping one row at a time costs more than
+    decoding a few dead rows for a few steps."""
+    return n_done > 0 and (8 * n_done >= n_rows or n_rows - n_done <= 4)
 
 
 def greedy_decode(

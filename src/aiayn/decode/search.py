@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from aiayn.decode.beam import BeamSearch, Hypothesis
-from aiayn.decode.greedy import greedy_decode, never_generated
+from aiayn.decode.greedy import CACHE_START, greedy_decode, never_generated
 from aiayn.decode.length_penalty import PAPER_ALPHA
 from aiayn.decode.limits import output_limits
 from aiayn.decode.protocol import Decodable
@@ -42,18 +42,25 @@ def beam_search_over(
     if not 1 <= n_best <= K:
         raise ValueError(f"n_best must be in [1, beam_size = {K}], got {n_best}")
     search = BeamSearch(limits, K, eos_id, alpha, banned=banned, min_len=min_len)
-    state = model.start(inputs, capacity=first.shape[1] + search.max_len)
-    if K > 1:  # one copy of every input's state per beam
-        state.reorder(torch.arange(inputs.shape[0], device=inputs.device).repeat_interleave(K))
-    tokens = first.repeat_interleave(K, dim=0)  # (B*K, T0)
+    state = model.start(inputs, capacity=first.shape[1] + min(search.max_len, CACHE_START))
+    # The first step runs once per input: its K beams would all be the same <s> (only beam 0
+    # is live), so the state is repeated per beam only after it, cross-attention K/V included
+    # (computed once per input, then copied, instead of computed K times).
+    tokens = first  # (B, T0), then (A*K, 1)
+    expanded = K == 1
     for _ in range(search.max_len):  # the search ends every sentence by its limit
-        logits = model.step(state, tokens)  # (A*K, V)
+        logits = model.step(state, tokens)  # (A*K, V); (B, V) on the first step
         # fp32: summed log-probs of long hypotheses lose precision in half types.
         lprobs = F.log_softmax(logits.float(), dim=-1)  # (A*K, V)
+        if not expanded:
+            lprobs = lprobs.repeat_interleave(K, dim=0)  # (B*K, V): beam k of input b
         step = search.step(lprobs)
         if search.done:
             break
-        if step.compacted:  # rows of finished inputs leave: everything must follow
+        if not expanded:  # every new row comes from row index // K of the unrepeated state
+            state.reorder(step.index.div(K, rounding_mode="floor"))
+            expanded = True
+        elif step.compacted:  # rows of finished inputs leave: everything must follow
             state.reorder(step.index)
         elif K > 1:  # beams only swap within an input, whose input-only state is the same
             state.reorder(step.index, same_inputs=True)

@@ -1,0 +1,347 @@
+"""Real sentences end to end: aiayn's translator against CTranslate2 on the same trained weights.
+
+    python -m benchmarks.real_sentences --model runs/multi30k            # greedy, beam 4, beam 5
+    python -m benchmarks.real_sentences --model runs/multi30k --beams 1 4 --rounds 5
+    python -m benchmarks.real_sentences --train-minutes 10               # no model: train one
+    python -m benchmarks.real_sentences --model DIR --profile            # where aiayn's time goes
+
+The fixed-length harness (`benchmarks.translation`) forces every contender to output the same
+number of tokens from random sources. Real use differs: sentences of mixed lengths that finish at
+different steps, text in and text out. Here every contender translates the same test set (Multi30k
+test_2016_flickr, 1,000 sentences, from `--data`) from text to text, batches of `--batch-size`:
+  aiayn             `aiayn.translator.translate_sentences`: tokenize → length-sorted batches →
+                    decode → detokenize (what `aiayn translate` runs)
+  aiayn_int8        the same with `quantize="int8"` (dynamic int8 linear layers)
+  ctranslate2       `Translator.translate_batch` on the model exported with `aiayn export`
+                    (fp32), tokenized and detokenized with the model's own tokenizer; CT2 sorts
+                    by length itself (`max_batch_size`)
+  ctranslate2_int8  the same export with `quantization="int8"`
+Each contender decodes with the same beam size and length limit; aiayn's GNMT penalty α has
+no CTranslate2 equal (see `aiayn.export.ctranslate2.decoding_options`), so beam outputs may
+differ a little: the report gives the share of sentences identical to aiayn fp32's outputs and
+each contender's BLEU.
+
+All contenders live in ONE process and take turns, round after round (A B C D, A B C D, …), so
+the machine's drifting load hits each alike; the median round per contender is reported with
+sentences/s, output tokens/s (the target tokenizer's tokens of the output text) and the ratios
+to CTranslate2 of the same precision. Threads: `--threads` for torch and CTranslate2 alike.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+DATA = Path("/work/shared/data/multi30k")
+SPLIT = "test_2016_flickr"
+
+
+def read_pairs(data: Path, split: str = SPLIT, n: int | None = None) -> tuple[list, list]:
+    """Source (English) and reference (German) lines of a Multi30k split."""
+
+    def lines(path: Path) -> list[str]:
+        with gzip.open(path, "rt", encoding="utf-8") as f:
+            return [line.rstrip("\n") for line in f]
+
+    src, ref = lines(data / f"{split}.en.gz"), lines(data / f"{split}.de.gz")
+    return src[:n], ref[:n]
+
+
+Translate = Callable[[list[str]], list[str]]
+
+
+def aiayn_contender(model_dir: str, beam: int, alpha: float, batch_size: int, **opts) -> Translate:
+    """`aiayn translate` as a function: the model loaded once, text in, text out."""
+    from aiayn.translator import load_translator, translate_sentences
+
+    model, tokenizers = load_translator(model_dir)
+    quantize = opts.pop("quantize", None)
+    if quantize:
+        from aiayn.export.quantize import quantize_model
+
+        model = quantize_model(model, quantize)
+
+    def run(sentences: list[str]) -> list[str]:
+        return translate_sentences(model, tokenizers, sentences, beam, alpha, batch_size, **opts)
+
+    return run
+
+
+def ctranslate2_contender(
+    model_dir: str, ct2_dir: Path, beam: int, alpha: float, batch_size: int, threads: int
+) -> Translate:
+    """CTranslate2 on the exported weights, tokenized/detokenized by the model's tokenizer."""
+    import ctranslate2
+
+    from aiayn.export.ctranslate2 import decoding_options
+    from aiayn.translator import load_translator
+
+    model, tokenizers = load_translator(model_dir)
+    limit = model.config.max_len
+    del model
+    src_tok, tgt_tok = tokenizers.source, tokenizers.target
+    translator = ctranslate2.Translator(
+        str(ct2_dir), device="cpu", intra_threads=threads, inter_threads=1
+    )
+    # aiayn's per-sentence limit is min(source + </s> + 50, max_len); CT2 takes one per call,
+    # and on real sentences no output comes near it, so the cap is max_len.
+    options = decoding_options(limit, beam_size=beam, length_penalty=0.0 if beam == 1 else alpha)
+    backend = src_tok.backend
+
+    def run(sentences: list[str]) -> list[str]:
+        encodings = backend.encode_batch_fast(sentences, add_special_tokens=False)
+        tokens = [e.tokens[: limit - 1] for e in encodings]  # CT2 appends </s>
+        results = translator.translate_batch(
+            tokens, max_batch_size=batch_size, batch_type="examples", **options
+        )
+        ids = [[tgt_tok.token_to_id(t) for t in r.hypotheses[0]] for r in results]
+        return tgt_tok.decode_batch(ids)
+
+    return run
+
+
+def measure(
+    model_dir: str,
+    sentences: list[str],
+    references: list[str],
+    beams: list[int],
+    contenders: list[str],
+    rounds: int = 3,
+    alpha: float = 0.6,
+    batch_size: int = 64,
+    threads: int = 2,
+    aiayn_opts: dict | None = None,
+) -> dict:
+    """Every contender × beam, interleaved round by round; the median round of each."""
+    from aiayn.evaluate import corpus_scores
+
+    torch.set_num_threads(threads)
+    from aiayn.translator import load_translator
+
+    tgt_tok = load_translator(model_dir)[1].target
+    report: dict = {"sentences": len(sentences), "batch_size": batch_size, "threads": threads,
+                    "alpha": alpha, "rounds": rounds, "by_beam": {}}  # fmt: skip
+    with tempfile.TemporaryDirectory() as tmp:
+        exports = _exports(model_dir, contenders, Path(tmp))
+        for beam in beams:
+            runs: dict[str, Translate] = {}
+            for name in contenders:
+                if name.startswith("ctranslate2"):
+                    runs[name] = ctranslate2_contender(
+                        model_dir, exports[name], beam, alpha, batch_size, threads
+                    )
+                else:
+                    opts = dict(aiayn_opts or {}).get(name, {})
+                    if name == "aiayn_int8":
+                        opts = {"quantize": "int8", **opts}
+                    runs[name] = aiayn_contender(model_dir, beam, alpha, batch_size, **opts)
+            times: dict[str, list[float]] = {name: [] for name in runs}
+            outputs: dict[str, list[str]] = {}
+            for name, run in runs.items():  # warm-up, and the outputs compared below
+                outputs[name] = run(sentences)
+            for _ in range(rounds):
+                for name, run in runs.items():
+                    start = time.perf_counter()
+                    run(sentences)
+                    times[name].append(time.perf_counter() - start)
+            reference = outputs[contenders[0]]
+            rows = {}
+            for name in runs:
+                seconds = statistics.median(times[name])
+                n_tokens = sum(len(ids) for ids in tgt_tok.encode_batch(outputs[name]))
+                rows[name] = {
+                    "sentences_per_s": round(len(sentences) / seconds, 1),
+                    "output_tokens_per_s": round(n_tokens / seconds, 1),
+                    "seconds": [round(t, 3) for t in times[name]],
+                    f"same_as_{contenders[0]}": round(
+                        sum(a == b for a, b in zip(outputs[name], reference, strict=True))
+                        / len(reference),
+                        4,
+                    ),
+                    "bleu": round(corpus_scores(outputs[name], references)["bleu"], 2),
+                }
+            report["by_beam"][f"beam{beam}"] = {"contenders": rows, "ratios": _ratios(rows)}
+    return report
+
+
+def _exports(model_dir: str, contenders: list[str], tmp: Path) -> dict[str, Path]:
+    from aiayn.export import export_ctranslate2
+
+    out = {}
+    for name in contenders:
+        if name.startswith("ctranslate2"):
+            quantization = "int8" if name.endswith("int8") else None
+            out[name] = export_ctranslate2(model_dir, tmp / name, quantization=quantization)
+    return out
+
+
+def _ratios(rows: dict) -> dict:
+    pairs = [("aiayn", "ctranslate2"), ("aiayn_int8", "ctranslate2_int8"),
+             ("aiayn_int8", "aiayn")]  # fmt: skip
+    ratios = {}
+    for ours, peer in pairs:
+        if ours in rows and peer in rows:
+            a, b = rows[ours]["sentences_per_s"], rows[peer]["sentences_per_s"]
+            ratios[f"{ours}_vs_{peer}"] = round(a / b, 3)
+    return ratios
+
+
+# --- the profile --------------------------------------------------------------------------------
+
+
+def profile_aiayn(
+    model_dir: str, sentences: list[str], beam: int, alpha: float = 0.6, batch_size: int = 64,
+    threads: int = 2, top: int = 15, quantize: str | None = None,
+) -> dict:  # fmt: skip
+    """Where one `translate_sentences` call spends its time: its phases (wall clock, through
+    wrappers around the tokenizers, `start`, `step`, `reorder` and the beam bookkeeping) and
+    torch's operators (torch.profiler, self CPU time)."""
+    from aiayn.decode import beam as beam_mod
+    from aiayn.models import encoder_decoder as ed
+    from aiayn.translator import load_translator, translate_sentences
+
+    torch.set_num_threads(threads)
+    model, tokenizers = load_translator(model_dir)
+    if quantize:
+        from aiayn.export.quantize import quantize_model
+
+        model = quantize_model(model, quantize)
+    translate_sentences(model, tokenizers, sentences[:128], beam, alpha, batch_size)  # warm-up
+    phases: dict[str, float] = {}
+    counts: dict[str, int] = {}
+
+    def timed(owner, attr: str, phase: str):
+        original = getattr(owner, attr)
+
+        def wrapper(*args, **kwargs):
+            start = time.perf_counter()
+            try:
+                return original(*args, **kwargs)
+            finally:
+                phases[phase] = phases.get(phase, 0.0) + time.perf_counter() - start
+                counts[phase] = counts.get(phase, 0) + 1
+
+        setattr(owner, attr, wrapper)
+        return original
+
+    targets = [
+        (type(tokenizers.source), "encode", "tokenize"),
+        (type(tokenizers.source), "encode_batch", "tokenize"),
+        (type(tokenizers.target), "decode", "detokenize"),
+        (type(tokenizers.target), "decode_batch", "detokenize"),
+        (type(model), "start", "encoder (start)"),
+        (type(model), "step", "decoder step (model.step)"),
+        (ed.EncoderDecoderState, "reorder", "state.reorder (cache)"),
+        (beam_mod.BeamSearch, "step", "beam bookkeeping (BeamSearch.step)"),
+    ]
+    originals = []
+    seen = set()
+    for owner, attr, phase in targets:
+        if (owner, attr) in seen or not hasattr(owner, attr):
+            continue
+        seen.add((owner, attr))
+        originals.append((owner, attr, timed(owner, attr, phase)))
+    try:
+        start = time.perf_counter()
+        translate_sentences(model, tokenizers, sentences, beam, alpha, batch_size)
+        total = time.perf_counter() - start
+    finally:
+        for owner, attr, original in reversed(originals):
+            setattr(owner, attr, original)
+    phases["other (batching, log_softmax, loop)"] = total - sum(phases.values())
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
+        translate_sentences(model, tokenizers, sentences, beam, alpha, batch_size)
+    ops = sorted(prof.key_averages(), key=lambda e: e.self_cpu_time_total, reverse=True)
+    op_total = sum(e.self_cpu_time_total for e in ops)
+    return {
+        "beam": beam,
+        "quantize": quantize,
+        "seconds": round(total, 3),
+        "phases": {
+            k: {"seconds": round(v, 3), "share": round(v / total, 3), "calls": counts.get(k)}
+            for k, v in sorted(phases.items(), key=lambda kv: -kv[1])
+        },
+        "top_ops_self_cpu": [
+            {"op": e.key, "share": round(e.self_cpu_time_total / op_total, 3), "calls": e.count}
+            for e in ops[:top]
+        ],
+    }
+
+
+# --- a model when none is given -----------------------------------------------------------------
+
+
+def train_short(data: Path, out: Path, minutes: float) -> Path:
+    """Train the Multi30k recipe for `minutes` (cosine decay over them) into `out`."""
+    import subprocess
+
+    root = Path(__file__).resolve().parent.parent
+    cmd = [
+        sys.executable, "-m", "aiayn", "train",
+        "--config", str(root / "recipes/multi30k_en_de.json"),
+        "--train-src", str(data / "train.en.gz"), "--train-tgt", str(data / "train.de.gz"),
+        "--valid-src", str(data / "val.en.gz"), "--valid-tgt", str(data / "val.de.gz"),
+        "--out", str(out), "--no-progress", "--max-minutes", str(minutes),
+        "--decay-minutes", str(minutes), "--valid-every-minutes", str(max(minutes / 2, 1)),
+        "--keep-last", "2", "--average-last", "2",
+    ]  # fmt: skip
+    subprocess.run(cmd, check=True)
+    return out
+
+
+def main(argv: list[str] | None = None) -> dict:
+    p = argparse.ArgumentParser(prog="python -m benchmarks.real_sentences", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    p.add_argument("--model", help="a Multi30k model directory (default: train one, see "
+                   "--train-minutes)")  # fmt: skip
+    p.add_argument("--train-minutes", type=float, default=10.0,
+                   help="without --model: train the Multi30k recipe this long first")  # fmt: skip
+    p.add_argument("--train-out", type=Path, default=Path("runs/bench_multi30k"),
+                   help="where that model goes (reused when it exists)")  # fmt: skip
+    p.add_argument("--data", type=Path, default=DATA, help="Multi30k directory (*.en.gz, *.de.gz)")
+    p.add_argument("--split", default=SPLIT, help=f"test split (default: {SPLIT})")
+    p.add_argument("--sentences", type=int, default=None, help="only the first N sentences")
+    p.add_argument("--beams", type=int, nargs="+", default=[1, 4, 5])
+    p.add_argument("--alpha", type=float, default=0.6)
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--rounds", type=int, default=3, help="timed rounds (the median is kept)")
+    p.add_argument("--contenders", nargs="+",
+                   default=["aiayn", "ctranslate2", "aiayn_int8", "ctranslate2_int8"])  # fmt: skip
+    p.add_argument("--profile", action="store_true", help="also profile aiayn at each beam")
+    p.add_argument("--out", type=Path, help="also write the JSON report here")
+    args = p.parse_args(argv)
+    if not (args.data / f"{args.split}.en.gz").exists():
+        raise SystemExit(f"--data {args.data}: no {args.split}.en.gz there (Multi30k)")
+    model = args.model
+    if model is None:
+        model = str(args.train_out)
+        if not (args.train_out / "config.json").exists():
+            train_short(args.data, args.train_out, args.train_minutes)
+    src, ref = read_pairs(args.data, args.split, args.sentences)
+    report = {"model": model, "split": args.split, "date": time.strftime("%Y-%m-%d %H:%M")}
+    report.update(measure(model, src, ref, args.beams, args.contenders, args.rounds, args.alpha,
+                          args.batch_size, args.threads))  # fmt: skip
+    if args.profile:
+        report["profile"] = [
+            profile_aiayn(model, src, beam, args.alpha, args.batch_size, args.threads)
+            for beam in args.beams
+        ]
+    text = json.dumps(report, indent=1, ensure_ascii=False)
+    print(text)
+    if args.out:
+        args.out.write_text(text + "\n")
+    return report
+
+
+if __name__ == "__main__":
+    main()
