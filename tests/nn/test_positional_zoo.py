@@ -158,3 +158,17 @@ def test_without_positions_an_encoder_cannot_see_order():
     a, _, _ = learned.encode(ids)
     b, _, _ = learned.encode(ids[:, perm])
     assert not torch.allclose(b, a[:, perm], atol=1e-3)
+
+
+@pytest.mark.parametrize("task", ["translation", "lm", "mlm"])
+def test_the_command_line_selects_any_scheme_and_norm(task, tmp_path):
+    from aiayn.cli import build_parser
+    from aiayn.cli.train import build_configs
+
+    inputs = {"translation": ["--train-src", "a", "--train-tgt", "b", "--valid-src", "c",
+                              "--valid-tgt", "d"], "lm": ["--train-text", "a"],
+              "mlm": ["--train-text", "a"]}[task]  # fmt: skip
+    for kind in (*RELATIVE, "none"):
+        args = ["train", task, *inputs, "--out", str(tmp_path), "--positional", kind]
+        model, _, _ = build_configs(build_parser().parse_args([*args, "--norm", "rms"]))
+        assert model.positional == kind and model.layer.norm == "rms"

@@ -18,9 +18,10 @@ import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 from aiayn.cli.flags import add_flags, field_types, given
+from aiayn.config import Norm, Positional
 from aiayn.errors import ConfigError
 from aiayn.tasks import classify, image, lm, mlm, translation
 from aiayn.train.config import TrainConfig
@@ -123,7 +124,7 @@ TASKS: dict[str, TaskCommand] = {
 }  # fmt: skip
 DEFAULT_TASK = "translation"  # what `aiayn train` without a task word trains
 
-_MODEL_FLAGS = ("dropout", "positional", "max_len")
+_MODEL_FLAGS = ("dropout", "positional", "norm", "max_len")
 _RECIPE_KEYS = ("preset", "model", "train", "data", "comment")
 
 
@@ -180,8 +181,15 @@ def _add_task_parser(tasks, name: str, command: TaskCommand) -> None:
     g.add_argument("--dropout", type=float, help="P_drop on sub-layer outputs and embeddings [0.1]")
     g.add_argument(
         "--positional",
-        choices=["sinusoidal", "learned", "rope"],
-        help="position encoding [sinusoidal]",
+        choices=get_args(Positional),
+        help="position encoding: absolute sinusoidal (§3.5) or learned; relative rope, alibi, "
+        "t5 (bucketed bias) or shaw (clipped distances); none [the preset's]",
+    )
+    g.add_argument(
+        "--norm",
+        choices=get_args(Norm),
+        help="normalisation: layer (LayerNorm), rms (RMSNorm), batch (BatchNorm over real "
+        "tokens, for the experiment in docs/why.md) [layer]",
     )
     g.add_argument(
         "--max-len",
