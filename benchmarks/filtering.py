@@ -115,7 +115,8 @@ def finetune(data: Path, paths: dict, n: int, init: Path | None, out: Path, epoc
         train_classify(train_tsv, paths["val"], out, model, config, task, init=init,
                        resume=(out / "checkpoints").is_dir(), progress=False)  # fmt: skip
     minutes = (time.perf_counter() - start) / 60
-    return {"rows": rows, "steps": steps, "minutes": minutes, **score(out, paths["test"])}
+    return {"rows": rows, "epochs": epochs, "steps": steps, "minutes": minutes,
+            **score(out, paths["test"])}  # fmt: skip
 
 
 def _finished(run: Path) -> bool:
@@ -173,6 +174,8 @@ def main() -> None:
     p.add_argument("--recipe", type=Path, default=TLM_RECIPE, help="the pretraining recipe")
     p.add_argument("--sizes", type=int, nargs="+", default=[500, 2000, 0])
     p.add_argument("--epochs", type=int, default=5)
+    p.add_argument("--all-epochs", type=int, default=None,
+                   help="epochs of the all-rows runs (default: --epochs)")  # fmt: skip
     p.add_argument("--plot", type=Path, default=None, help="write the plot here")
     p.add_argument("--quick", action="store_true", help="a small model and budget: a check")
     args = p.parse_args()
@@ -185,8 +188,9 @@ def main() -> None:
     for n in args.sizes:
         for start, init in (("pretrained", args.out / "bert"), ("scratch", None)):
             run = args.out / f"{start}_{n or 'all'}"
+            epochs = args.epochs if n or args.all_epochs is None else args.all_epochs
             results["finetune"][start][str(n)] = finetune(
-                args.out / "data", paths, n, init, run, args.epochs, args.quick
+                args.out / "data", paths, n, init, run, epochs, args.quick
             )
             print(start, n or "all", json.dumps(results["finetune"][start][str(n)]), flush=True)
     (args.out / "results.json").write_text(json.dumps(results, indent=2) + "\n")

@@ -16,7 +16,6 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -24,22 +23,15 @@ import torch
 import torch.nn.functional as F
 
 from aiayn.config import ModelConfig
-from aiayn.data.number_words import make_splits, write_splits
 from aiayn.models.encoder_decoder import EncoderDecoder
-from aiayn.tasks.translation import TranslationConfig, train_translation
-from aiayn.train.config import TrainConfig
-from aiayn.visualize.curves import read_metrics
 from experiments.common import cli, pyplot, save_figure, seed_everything
+from experiments.numbers import fresh_data, last_valid, small_model, train_numbers
 
 LAYERS = 6
 
 
-def model_config(norm_first: bool, layers: int = LAYERS, vocab: int = 400) -> ModelConfig:
-    return ModelConfig.create(
-        d_model=128, n_heads=4, d_ff=512, n_encoder_layers=layers, n_decoder_layers=layers,
-        dropout=0.1, max_len=64, norm_first=norm_first, src_vocab_size=vocab,
-        tgt_vocab_size=vocab,
-    )  # fmt: skip
+def model_config(norm_first: bool, layers: int = LAYERS) -> ModelConfig:
+    return small_model(layers, norm_first=norm_first)
 
 
 def gradients_at_init(norm_first: bool, seed: int, layers: int = LAYERS) -> dict[str, list]:
@@ -62,33 +54,6 @@ def gradients_at_init(norm_first: bool, seed: int, layers: int = LAYERS) -> dict
     return sums
 
 
-def train_run(data: Path, out: Path, norm_first: bool, warmup: int, steps: int, seed: int,
-              layers: int) -> dict[str, Any]:  # fmt: skip
-    config = TrainConfig(
-        schedule="cosine", peak_lr=2e-3, warmup_steps=warmup, max_steps=steps,
-        valid_every=max(steps // 10, 1), log_every=max(steps // 20, 1), keep_last=1,
-        best_metric="loss", clip_norm=0.0, precision="fp32", device="cpu", seed=seed,
-    )  # fmt: skip
-    task = TranslationConfig(vocab_size=400, max_len=64, max_tokens=3000, valid_beam=1)
-    result = train_translation(
-        data / "train.en", data / "train.de", data / "valid.en", data / "valid.de", out,
-        model_config(norm_first, layers), config, task, progress=False,
-    )  # fmt: skip
-    valid = read_metrics(out / "metrics.jsonl", "valid")
-    train = read_metrics(out / "metrics.jsonl", "train")
-    return {
-        "norm": "pre-LN" if norm_first else "post-LN",
-        "warmup_steps": warmup,
-        "valid": [
-            {"step": r["step"], "loss": r["loss"], "exact_match": r.get("exact_match")}
-            for r in valid
-        ],
-        "train_loss": [r["loss"] for r in train],
-        "final_exact_match": valid[-1].get("exact_match") if valid else None,
-        "best_valid_loss": result.best,
-    }
-
-
 def run(out: Path, seed: int, smoke: bool) -> dict[str, Any]:
     layers = 2 if smoke else LAYERS
     steps = 6 if smoke else 600
@@ -99,22 +64,14 @@ def run(out: Path, seed: int, smoke: bool) -> dict[str, Any]:
         }
     }
     runs = out / "norm_placement_runs"
-    shutil.rmtree(runs, ignore_errors=True)  # this experiment's own scratch: start afresh
-    data = runs / "data"
-    write_splits(make_splits(300 if smoke else 20_000, 100 if smoke else 300, 8, seed=seed), data)
+    data = fresh_data(runs, smoke, seed)
     figures["training"] = [
-        train_run(
-            data,
-            runs / f"{'pre' if pre else 'post'}_w{w}",
-            pre,
-            w,
-            steps,
-            seed,
-            layers,
-        )
+        {"norm": "pre-LN" if pre else "post-LN", "warmup_steps": warmup,
+         **train_numbers(data, runs / f"{'pre' if pre else 'post'}_w{warmup}",
+                         model_config(pre, layers), steps, seed, warmup_steps=warmup)}
         for pre in (False, True)
-        for w in (1, steps // 3)
-    ]
+        for warmup in (1, steps // 3)
+    ]  # fmt: skip
     g = figures["gradients_at_init"]
     end = {(r["norm"], r["warmup_steps"] > 1): r for r in figures["training"]}
     figures["answer"] = (
@@ -122,17 +79,12 @@ def run(out: Path, seed: int, smoke: bool) -> dict[str, Any]:
         f"{g['post-LN']['decoder'][-1] / g['post-LN']['decoder'][0]:.1f}× the bottom one's in "
         f"post-LN and {g['pre-LN']['decoder'][-1] / g['pre-LN']['decoder'][0]:.1f}× in pre-LN. "
         f"After {steps} steps at peak lr 2e-3, validation loss (exact match): post-LN "
-        f"{_end(end['post-LN', True])} with warm-up, {_end(end['post-LN', False])} without; "
-        f"pre-LN {_end(end['pre-LN', True])} with, {_end(end['pre-LN', False])} without."
+        f"{last_valid(end['post-LN', True])} with warm-up, "
+        f"{last_valid(end['post-LN', False])} without; pre-LN "
+        f"{last_valid(end['pre-LN', True])} with, {last_valid(end['pre-LN', False])} without."
     )
     plot(figures, out / "norm_placement.png")
     return figures
-
-
-def _end(run: dict[str, Any]) -> str:
-    last = run["valid"][-1] if run["valid"] else {}
-    em = last.get("exact_match")
-    return f"{last.get('loss', float('nan')):.2f}" + (f" ({em:.1%})" if em is not None else "")
 
 
 def plot(figures: dict[str, Any], path: Path) -> None:

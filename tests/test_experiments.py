@@ -8,7 +8,7 @@ import math
 
 import pytest
 import torch
-from experiments import norm_placement, recurrence, sinusoid, sqrt_dk
+from experiments import norm_placement, norms, recurrence, sinusoid, sqrt_dk
 
 
 def test_sqrt_dk_smoke_writes_its_figures_and_plot(tmp_path):
@@ -116,3 +116,14 @@ def test_post_ln_gradients_grow_toward_the_top_and_pre_ln_ones_do_not():
     pre = norm_placement.gradients_at_init(True, seed=0)["decoder"]
     assert post[-1] > 1.5 * post[0]
     assert pre[-1] < pre[0]
+
+
+def test_norms_smoke_and_only_batch_norm_depends_on_the_batch(tmp_path):
+    figures = norms.main(["--smoke", "--out", str(tmp_path)])
+    assert [r["norm"] for r in figures["training"]] == ["layer", "rms", "batch"]
+    dependence = figures["batch_dependence"]
+    assert dependence["layer"] < 1e-5 and dependence["rms"] < 1e-5 < 1e-2 < dependence["batch"]
+    gaps = figures["train_eval_gap"]
+    assert gaps["layer"]["train_mode"] == pytest.approx(gaps["layer"]["eval_mode"], abs=1e-5)
+    assert abs(gaps["batch"]["train_mode"] - gaps["batch"]["eval_mode"]) > 1e-3
+    assert (tmp_path / "norms.png").is_file()
