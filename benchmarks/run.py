@@ -6,6 +6,7 @@
     python -m benchmarks.run --parts optimizations    # aiayn's own switches, before/after
     python -m benchmarks.run --parts lm --lm-size shakespeare gpt2   # GPT vs HF GPT-2
     python -m benchmarks.run --parts bert --bert-size mini base      # BERT vs HF BERT
+    python -m benchmarks.run --parts vit --vit-size tiny base        # ViT vs timm ViT
     python -m benchmarks.run --smoke                  # seconds: tiny sizes (CI runs this)
 
 Every measurement runs in its own fresh process, back to back on the same machine, with the
@@ -33,10 +34,12 @@ from benchmarks.bert import BERT_SIZES
 from benchmarks.contenders import SIZES, Dims
 from benchmarks.lm import LM_SIZES
 from benchmarks.measure import ROOT, in_worker
+from benchmarks.vit import VIT_SIZES
 
 TRAINING = ["aiayn", "aiayn_sdpa", "hf_marian", "torch_transformer"]
 LM = ["aiayn", "hf_gpt2"]
 BERT = ["aiayn", "hf_bert"]
+VIT = ["aiayn", "timm"]
 LM_GENERATION = {"greedy_b1": (1, False), "greedy_b16": (16, False),
                  "sample_b1": (1, True), "sample_b16": (16, True)}  # fmt: skip
 TRANSLATION = ["aiayn", "hf_marian", "ctranslate2"]
@@ -61,11 +64,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )  # fmt: skip
     p.add_argument(
         "--parts", nargs="+",
-        choices=["train", "translate", "attention", "optimizations", "lm", "bert"],
+        choices=["train", "translate", "attention", "optimizations", "lm", "bert", "vit"],
         default=["train", "translate"],
         help="what to measure: training step, translation, one attention layer vs length, "
         "aiayn's own optimizations before/after, the decoder-only LM against HF GPT-2, BERT "
-        "against HF BERT "
+        "against HF BERT, ViT against timm's ViT "
         "(default: train translate)",
     )  # fmt: skip
     p.add_argument(
@@ -77,6 +80,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--bert-size", nargs="+", choices=sorted(BERT_SIZES), default=["mini"],
         help="sizes of the bert part: mini (bert-mini, 128 tokens), base (bert-base), tiny "
         "(smoke)",
+    )  # fmt: skip
+    p.add_argument(
+        "--vit-size", nargs="+", choices=sorted(VIT_SIZES), default=["tiny"],
+        help="sizes of the vit part: tiny (ViT-Ti/16), base (ViT-B/16), both at 224×224, "
+        "batch 32; smoke (seconds)",
     )  # fmt: skip
     p.add_argument("--precision", nargs="+", choices=["fp32", "bf16"], default=None,
                    help="training precisions (bf16 = autocast, fp32 weights; default: both, "
@@ -105,6 +113,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         args.size, args.warmup, args.reps = ["tiny"], 1, 1
         args.lm_size = ["tiny"]
         args.bert_size = ["tiny"]
+        args.vit_size = ["smoke"]
         args.seq_lens, args.window = [64, 128], 16
         # 2048³ bf16 matmuls take ~30 s each where bf16 is emulated (AVX2-only CPUs)
         args.peak_n = 256
@@ -156,6 +165,7 @@ def _jobs(args: argparse.Namespace) -> list[tuple[tuple, str, dict]]:
     peaks |= {"fp32"} if "translate" in args.parts else set()
     peaks |= set(args.precision) | {"fp32"} if "lm" in args.parts else set()
     peaks |= set(args.precision) if "bert" in args.parts else set()
+    peaks |= set(args.precision) if "vit" in args.parts else set()
     peaks = [p for p in ("fp32", "bf16") if p in peaks]
     jobs = [(("peak", p), "peak", {"precision": p, "n": args.peak_n}) for p in peaks]
     for size in args.size:
@@ -197,6 +207,13 @@ def _jobs(args: argparse.Namespace) -> list[tuple[tuple, str, dict]]:
             for name in BERT:
                 spec = {"contender": name, "size": size, **timing}
                 jobs.append((("bert", size, "classify", name), "bert_classify", spec))
+    if "vit" in args.parts:
+        for size in args.vit_size:
+            for mode in ("train", "infer"):
+                for precision in args.precision:
+                    for name in VIT:
+                        spec = {"contender": name, "size": size, "precision": precision, **timing}
+                        jobs.append((("vit", size, mode, precision, name), f"vit_{mode}", spec))
     if "attention" in args.parts:
         for T in args.seq_lens:
             for impl in ("math", "sdpa", "window"):
@@ -254,6 +271,8 @@ def _report(args: argparse.Namespace, results: dict) -> dict:
         report["lm"] = {size: _lm_section(size, results, peak) for size in args.lm_size}
     if "bert" in args.parts:
         report["bert"] = {size: _bert_section(size, results, peak) for size in args.bert_size}
+    if "vit" in args.parts:
+        report["vit"] = {size: _vit_section(size, results, peak) for size in args.vit_size}
     report["targets"] = _targets(report)
     return report
 
@@ -293,6 +312,26 @@ def _bert_section(size: str, results: dict, peak: dict) -> dict:
     if by_name:
         section["classify_sentences_per_s"] = by_name
         section["ratios"]["classify_vs_hf_bert"] = _ratio(by_name, "aiayn", "hf_bert")
+    return section
+
+
+def _vit_section(size: str, results: dict, peak: dict) -> dict:
+    """Training and inference images/s of one ViT size, per precision and contender (with
+    MFU), and aiayn ÷ timm."""
+    section: dict = {"dims": asdict(VIT_SIZES[size]), "training_images_per_s": {},
+                     "inference_images_per_s": {}, "ratios": {}}  # fmt: skip
+    for mode, name in (("train", "training"), ("infer", "inference")):
+        for precision in ("fp32", "bf16"):
+            key = ("vit", size, mode, precision)
+            by_name = {k[4]: results[k] for k in results if k[:4] == key}
+            if by_name:
+                _add_mfu(by_name, peak[precision])
+                section[f"{name}_images_per_s"][precision] = by_name
+                a, b = by_name.get("aiayn", {}), by_name.get("timm", {})
+                ratio = None
+                if "images_per_s" in a and "images_per_s" in b:
+                    ratio = round(a["images_per_s"] / b["images_per_s"], 2)
+                section["ratios"][f"{mode}_{precision}_vs_timm"] = ratio
     return section
 
 
@@ -375,6 +414,11 @@ def _targets(report: dict) -> list[dict]:
             threshold = 1.3 if key.startswith("train") else 1.5
             what = "training" if key.startswith("train") else "classification"
             rows.append((f"BERT {what} {key} ≥ {threshold}× HF ({size})", r[key], threshold))
+    for size, vit in report.get("vit", {}).items():
+        for key, value in sorted(vit["ratios"].items()):
+            threshold = 1.0 if key.startswith("train") else 1.2
+            what = "training" if key.startswith("train") else "inference"
+            rows.append((f"ViT {what} {key} ≥ {threshold}× timm ({size})", value, threshold))
     return [
         {"target": name, "value": value, "threshold": round(threshold, 3),
          "met": None if value is None else value >= threshold}
@@ -428,7 +472,7 @@ def _peer_versions() -> dict:
     from importlib.metadata import PackageNotFoundError, version
 
     out = {}
-    for name in ("transformers", "ctranslate2"):
+    for name in ("transformers", "ctranslate2", "timm"):
         try:
             out[name] = version(name)
         except PackageNotFoundError:

@@ -28,6 +28,7 @@ def main() -> None:
     from benchmarks.trainer_steps import changing_shape_steps
     from benchmarks.training import train_step_rate
     from benchmarks.translation import translate_rate
+    from benchmarks.vit import vit_infer_rate, vit_train_rate
 
     if spec.pop("keep_freed", False):
         from aiayn.train.allocator import keep_freed_memory
@@ -52,6 +53,10 @@ def main() -> None:
         result = bert_train_rate(**spec)
     elif task == "bert_classify":
         result = bert_classify_rate(**spec)
+    elif task == "vit_train":
+        result = vit_train_rate(**spec)
+    elif task == "vit_infer":
+        result = vit_infer_rate(**spec)
     elif task == "attention":
         result = attention_layer_cost(**spec)
     elif task == "changing_shapes":
