@@ -7,8 +7,8 @@
 - ViT and PoolFormer: `aiayn train image` with recipes/vit_digits.json and
   recipes/poolformer_digits.json (200 epochs, AdamW, warm-up + cosine, label smoothing 0.1,
   random shifts of ≤ 1 pixel); a run already in OUT/vit or OUT/poolformer is resumed (a
-  finished one trains nothing). The test accuracy is the exported model's (the last
-  checkpoint, not the best: validation sees the test split).
+  finished one trains nothing). The test accuracy is the last checkpoint's, not the
+  exported best one's: validation sees the test split.
 - CNN: two 3×3 convolutions (32, 64 channels) with batch norm, a 2×2 max-pool, a linear
   layer; the same budget and recipe (200 epochs, batch 64, AdamW, warm-up + cosine, label
   smoothing, shifts).
@@ -53,16 +53,21 @@ def train_recipe(name: str, out: Path, progress: bool) -> dict:
 
 
 def evaluate_run(out: Path) -> dict:
+    """The run's LAST checkpoint on the test split. (The run's model.safetensors is its best
+    checkpoint by validation loss, and validation reads the test split: choosing by it would
+    let the test split pick the model.)"""
     from aiayn.classifier import load_image_classifier
     from aiayn.data.digits import load_digits_split
+    from aiayn.train.checkpoint import list_checkpoints
 
-    model, normalization, _ = load_image_classifier(out)
+    last = list_checkpoints(out / "checkpoints")[-1]
+    model, normalization, _ = load_image_classifier(last.path)
     _, test = load_digits_split(0)
     images = normalization(test.images)
     accuracy, rate = _accuracy_and_rate(model, images, test.labels)
     end = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     seconds = max((r["seconds"] for r in end if r.get("split") == "end"), default=math.nan)
-    return {"test_accuracy": accuracy, "params": model.num_parameters(),
+    return {"test_accuracy": accuracy, "params": model.num_parameters(), "step": last.step,
             "train_seconds": round(seconds, 1), "images_per_s": rate}  # fmt: skip
 
 
