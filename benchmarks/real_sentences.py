@@ -16,7 +16,9 @@ test_2016_flickr, 1,000 sentences, from `--data`) from text to text, batches of 
                     (fp32), tokenized and detokenized with the model's own tokenizer; CT2 sorts
                     by length itself (`max_batch_size`)
   ctranslate2_int8  the same export with `quantization="int8"`
-Each contender decodes with the same beam size and length limit; aiayn's GNMT penalty α has
+Each contender decodes with the same beam size and length limit (`max_len` for every sentence:
+CTranslate2 takes one limit per call, so aiayn's `extra_len` is set to `max_len` too; a trained
+model's outputs end long before it); aiayn's GNMT penalty α has
 no CTranslate2 equal (see `aiayn.export.ctranslate2.decoding_options`), so beam outputs may
 differ a little: the report gives the share of sentences identical to aiayn fp32's outputs and
 each contender's BLEU.
@@ -69,11 +71,77 @@ def aiayn_contender(model_dir: str, beam: int, alpha: float, batch_size: int, **
         from aiayn.export.quantize import quantize_model
 
         model = quantize_model(model, quantize)
+    opts.setdefault("extra_len", model.config.max_len)  # CT2's one limit: max_len (see module)
 
     def run(sentences: list[str]) -> list[str]:
         return translate_sentences(model, tokenizers, sentences, beam, alpha, batch_size, **opts)
 
     return run
+
+
+def revision_contender(
+    rev: str, model_dir: str, beam: int, alpha: float, batch_size: int, **opts
+) -> Translate:
+    """aiayn's translator and decoding loops as they were at git revision `rev` (the rest of
+    the package as it is now): the "before" of a before/after pair in one process."""
+    old = load_revision(rev)
+    from aiayn.translator import load_translator
+
+    model, tokenizers = load_translator(model_dir)
+    quantize = opts.pop("quantize", None)
+    if quantize:
+        from aiayn.export.quantize import quantize_model
+
+        model = quantize_model(model, quantize)
+    opts.setdefault("extra_len", model.config.max_len)  # CT2's one limit: max_len (see module)
+    import aiayn.decode
+
+    def run(sentences: list[str]) -> list[str]:
+        current = aiayn.decode.generate
+        aiayn.decode.generate = old["search"].generate  # what translate_sentences imports
+        try:
+            return old["translator"].translate_sentences(
+                model, tokenizers, sentences, beam, alpha, batch_size, **opts
+            )
+        finally:
+            aiayn.decode.generate = current
+
+    return run
+
+
+#: The modules a revision contender takes from its revision, in import order.
+REVISION_MODULES = ["limits", "length_penalty", "beam", "greedy", "search", "translator"]
+
+
+def load_revision(rev: str) -> dict:
+    """`aiayn.decode.{limits, …, search}` and `aiayn.translator` executed from the sources of
+    git revision `rev`, each importing the others of that revision (not today's)."""
+    import subprocess
+    import types
+
+    root = Path(__file__).resolve().parent.parent
+    modules: dict = {}
+    saved = dict(sys.modules)
+    try:
+        for name in REVISION_MODULES:
+            dotted = "aiayn.translator" if name == "translator" else f"aiayn.decode.{name}"
+            path = dotted.replace(".", "/") + ".py"
+            source = subprocess.run(
+                ["git", "show", f"{rev}:src/{path}"], cwd=root, check=True, capture_output=True,
+                text=True,
+            ).stdout  # fmt: skip
+            module = types.ModuleType(dotted)
+            module.__file__ = f"{rev}:{path}"
+            sys.modules[dotted] = module  # what the next module's imports find
+            exec(compile(source, module.__file__, "exec"), module.__dict__)
+            modules[name] = module
+    finally:
+        for dotted in [k for k in sys.modules if k not in saved or sys.modules[k] is not saved[k]]:
+            if dotted in saved:
+                sys.modules[dotted] = saved[dotted]
+            else:
+                del sys.modules[dotted]
+    return modules
 
 
 def ctranslate2_contender(
@@ -96,10 +164,12 @@ def ctranslate2_contender(
     # and on real sentences no output comes near it, so the cap is max_len.
     options = decoding_options(limit, beam_size=beam, length_penalty=0.0 if beam == 1 else alpha)
     backend = src_tok.backend
+    vocab = [src_tok.id_to_token(i) for i in range(src_tok.vocab_size)]  # id -> token string
 
     def run(sentences: list[str]) -> list[str]:
+        # The same fast Rust batch encoder as aiayn's translator (it gives ids, not strings).
         encodings = backend.encode_batch_fast(sentences, add_special_tokens=False)
-        tokens = [e.tokens[: limit - 1] for e in encodings]  # CT2 appends </s>
+        tokens = [[vocab[i] for i in e.ids[: limit - 1]] for e in encodings]  # CT2 adds </s>
         results = translator.translate_batch(
             tokens, max_batch_size=batch_size, batch_type="examples", **options
         )
@@ -138,6 +208,10 @@ def measure(
                 if name.startswith("ctranslate2"):
                     runs[name] = ctranslate2_contender(
                         model_dir, exports[name], beam, alpha, batch_size, threads
+                    )
+                elif "@" in name:  # aiayn@REV: the decoding code of a git revision
+                    runs[name] = revision_contender(
+                        name.split("@", 1)[1], model_dir, beam, alpha, batch_size
                     )
                 else:
                     opts = dict(aiayn_opts or {}).get(name, {})
@@ -187,6 +261,7 @@ def _exports(model_dir: str, contenders: list[str], tmp: Path) -> dict[str, Path
 def _ratios(rows: dict) -> dict:
     pairs = [("aiayn", "ctranslate2"), ("aiayn_int8", "ctranslate2_int8"),
              ("aiayn_int8", "aiayn")]  # fmt: skip
+    pairs += [("aiayn", name) for name in rows if "@" in name]  # after ÷ before
     ratios = {}
     for ours, peer in pairs:
         if ours in rows and peer in rows:
@@ -316,7 +391,11 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--rounds", type=int, default=3, help="timed rounds (the median is kept)")
     p.add_argument("--contenders", nargs="+",
-                   default=["aiayn", "ctranslate2", "aiayn_int8", "ctranslate2_int8"])  # fmt: skip
+                   default=["aiayn", "ctranslate2", "aiayn_int8", "ctranslate2_int8"],
+                   help="aiayn, aiayn_int8, ctranslate2, ctranslate2_int8, and aiayn@REV: the "
+                   "decoding loops and translator of git revision REV (a before/after pair "
+                   "in one process); the first is the reference of the agreement "
+                   "column")  # fmt: skip
     p.add_argument("--profile", action="store_true", help="also profile aiayn at each beam")
     p.add_argument("--out", type=Path, help="also write the JSON report here")
     args = p.parse_args(argv)
