@@ -16,6 +16,7 @@ The model's outputs change (int8 rounding), so translations may differ from fp32
 from __future__ import annotations
 
 import copy
+import warnings
 
 import torch
 from torch import Tensor, nn
@@ -55,11 +56,15 @@ def quantize_model(model: nn.Module, scheme: str | None = "int8") -> nn.Module:
 
     _pick_engine()
     quantized = copy.deepcopy(model).eval()
-    for module in list(quantized.modules()):  # the tied output layer is no nn.Linear
-        for name, child in module.named_children():
-            if isinstance(child, OutputProjection):
-                setattr(module, name, Int8OutputProjection(child.weight))
-    return quantize_dynamic(quantized, {nn.Linear}, dtype=torch.qint8)
+    # torch.ao.quantization warns that it moves to the torchao package (not a dependency);
+    # its dynamic int8 kernels are still torch's own.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        for module in list(quantized.modules()):  # the tied output layer is no nn.Linear
+            for name, child in module.named_children():
+                if isinstance(child, OutputProjection):
+                    setattr(module, name, Int8OutputProjection(child.weight))
+        return quantize_dynamic(quantized, {nn.Linear}, dtype=torch.qint8)
 
 
 class Int8OutputProjection(nn.Module):
