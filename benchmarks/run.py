@@ -64,7 +64,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )  # fmt: skip
     p.add_argument(
         "--parts", nargs="+",
-        choices=["train", "translate", "attention", "optimizations", "lm", "bert", "vit"],
+        choices=["train", "translate", "attention", "optimizations", "lm", "bert", "vit", "real"],
         default=["train", "translate"],
         help="what to measure: training step, translation, one attention layer vs length, "
         "aiayn's own optimizations before/after, the decoder-only LM against HF GPT-2, BERT "
@@ -104,6 +104,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="markdown file whose final table gets one row per size "
                    "(default: docs/benchmarks.md)")  # fmt: skip
     p.add_argument("--no-record", action="store_true", help="print the JSON only")
+    p.add_argument("--real-args", default="",
+                   help="real part (aiayn translate vs CTranslate2 on Multi30k test sentences, "
+                   "benchmarks/real_sentences.py): its flags, e.g. "
+                   "'--model runs/multi30k'")  # fmt: skip
     p.add_argument("--smoke", action="store_true",
                    help="seconds-long check that every part still runs: tiny sizes, one rep, "
                    "short sequences; records nothing unless --record is given")  # fmt: skip
@@ -133,6 +137,8 @@ def main(argv: list[str] | None = None) -> dict:
     for key, task, spec in tqdm(jobs, desc="benchmarks", unit="run"):
         results[key] = in_worker(task, **common, **spec)
     report = _report(args, results)
+    if "real" in args.parts:  # one process of its own: contenders interleave round by round
+        report["real_sentences"] = _real_sentences(args)
     print(json.dumps(report, indent=1, ensure_ascii=False))
     failed = [r["error"] for r in results.values() if "error" in r]
     if failed:  # the other figures stand, but nothing is recorded from an incomplete run
@@ -140,6 +146,23 @@ def main(argv: list[str] | None = None) -> dict:
     if not args.no_record:
         record_rows(args.record, report)
     return report
+
+
+def _real_sentences(args: argparse.Namespace) -> dict:
+    """`python -m benchmarks.real_sentences` with --real-args, its JSON report."""
+    import shlex
+    import subprocess
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "real.json"
+        flags = shlex.split(args.real_args) + (["--sentences", "16", "--beams", "1", "2",
+                                                "--rounds", "1"] if args.smoke else [])  # fmt: skip
+        cmd = [sys.executable, "-m", "benchmarks.real_sentences", *flags, "--out", str(out)]
+        done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+        if done.returncode != 0:
+            return {"error": done.stderr.strip().splitlines()[-1:] or done.returncode}
+        return json.loads(out.read_text())
 
 
 def _default_precisions(args: argparse.Namespace) -> list[str]:
