@@ -9,7 +9,8 @@ being decoded. A sentence whose search is over is dropped from the batch ("compa
 the loop stops spending compute on it.
 
 Per step (fairseq's scheme):
-1. every live beam's log-prob plus every next token's, flattened over K × V per sentence;
+1. every live beam's log-prob plus every next token's, over K × V per sentence (each beam cut
+   to its own top 2K tokens first: no other token can be among the sentence's top 2K);
 2. the top 2K of those: at most K of them can end in </s> (one per beam), so at least K can
    continue and finished candidates never starve the beam;
 3. </s> candidates among the first K are finished, scored by the GNMT length penalty;
@@ -131,15 +132,21 @@ class BeamSearch:
         V = lprobs.shape[-1]
         t = self.t
         banned = self.banned_early if t < self.min_len else self.banned
+        # 1-2. The top 2K (beam, token) continuations of each sentence, best first. Only a
+        # beam's own top 2K tokens can be among them (2K better ones would come first), so
+        # each beam is cut to those before the K beams are compared: topk over V per row
+        # instead of adding the beam scores to all K × V log-probs and ranking those.
+        # Banned ids are masked among each row's top 2K + |banned| (at least 2K of those are
+        # allowed), not in the whole (A*K, V) tensor: no copy of it per step.
+        C = min(2 * K + banned.numel(), V)
+        row_lps, row_tokens = lprobs.topk(C, dim=1)  # (A*K, C)
         if banned.numel():
-            lprobs = lprobs.index_fill(1, banned, NEG_INF)  # (A*K, V)
-        # 1. Every (beam, token) continuation, flattened per sentence.
-        cand = self.scores[:, :, None] + lprobs.reshape(A, K, V)  # (A, K, V)
-        # 2. Top 2K: sorted best first.
-        top_scores, top_flat = cand.view(A, K * V).topk(2 * K, dim=1)  # (A, 2K)
-        top_tokens = top_flat % V  # (A, 2K)
-        top_rows = top_flat // V + torch.arange(A, device=lprobs.device)[:, None] * K  # (A, 2K)
-        top_lps = lprobs.reshape(A, K * V).gather(1, top_flat)  # (A, 2K): each token's own lp
+            row_lps = row_lps.masked_fill(torch.isin(row_tokens, banned), NEG_INF)
+        cand = self.scores[:, :, None] + row_lps.view(A, K, C)  # (A, K, C)
+        top_scores, top_flat = cand.view(A, K * C).topk(2 * K, dim=1)  # (A, 2K)
+        top_tokens = row_tokens.view(A, K * C).gather(1, top_flat)  # (A, 2K)
+        top_rows = top_flat // C + torch.arange(A, device=lprobs.device)[:, None] * K  # (A, 2K)
+        top_lps = row_lps.view(A, K * C).gather(1, top_flat)  # (A, 2K): each token's own lp
         is_eos = top_tokens == self.eos_id  # (A, 2K)
 
         # 3. </s> among the first K: finish those hypotheses (length t + 1 counts the </s>).
