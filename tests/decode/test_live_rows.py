@@ -113,3 +113,54 @@ def test_compaction_rule():
     assert not _should_compact(1, 64)  # one finished row of 64: keep decoding it a while
     assert _should_compact(8, 64)
     assert _should_compact(1, 5)  # small batches compact at once
+
+
+def test_run_length():
+    from aiayn.nn.kv_cache import _run_length
+
+    assert _run_length(torch.tensor([0, 0, 0, 1, 1, 1])) == 3
+    assert _run_length(torch.tensor([2, 2])) == 2
+    for rows in ([0, 1, 2], [0, 0, 1], [0, 0, 1, 2], [3]):
+        assert _run_length(torch.tensor(rows)) == 1
+
+
+def test_beams_share_their_sources_cross_attention_kv(monkeypatch):
+    from aiayn.nn.kv_cache import StaticKV
+
+    seen = []
+    original = StaticKV.reorder
+
+    def spy(self, index):
+        original(self, index)
+        seen.append((self.group, self.k.shape[0], index.shape[0]))
+
+    monkeypatch.setattr(StaticKV, "reorder", spy)
+    model = model_with_bias(eos=1.5)
+    src = padded(LENGTHS[:4])
+    out = beam_search(model, src, BOS, EOS, beam_size=3, extra_len=30)
+    # one stored row per source, read by its 3 beams: never 3 copies
+    assert seen and all(group == 3 and rows * 3 == batch for group, rows, batch in seen)
+    for i, n in enumerate(LENGTHS[:4]):  # and each sentence as alone (where K/V are not shared)
+        alone = beam_search(model, src[i : i + 1, :n], BOS, EOS, beam_size=3, extra_len=30)
+        assert out[i][0].tokens == alone[0][0].tokens
+
+
+def test_grouped_cross_attention_equals_one_row_each():
+    from aiayn.nn.attention import MultiHeadAttention
+    from aiayn.nn.kv_cache import StaticKV
+
+    torch.manual_seed(0)
+    attn = MultiHeadAttention(16, 4).eval()
+    memory = torch.randn(2, 5, 16)  # 2 sources
+    mask = torch.ones(6, 1, 1, 5, dtype=torch.bool)
+    mask[3:, ..., 4:] = False  # source 1 is padded: its 3 beams hide key 4
+    query = torch.randn(6, 1, 16)  # 2 sources × 3 beams
+    shared, each = StaticKV(), StaticKV()
+    with torch.inference_mode():
+        attn(memory[:, :1], memory, cache=shared)  # fill with 2 rows
+        shared.reorder(torch.tensor([0, 0, 0, 1, 1, 1]))
+        assert shared.group == 3 and shared.k.shape[0] == 2
+        attn(memory.repeat_interleave(3, 0)[:, :1], memory.repeat_interleave(3, 0), cache=each)
+        got, _ = attn(query, mask=mask, cache=shared)
+        want, _ = attn(query, mask=mask, cache=each)
+    torch.testing.assert_close(got, want, atol=1e-6, rtol=1e-5)

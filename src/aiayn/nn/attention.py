@@ -179,8 +179,10 @@ class MultiHeadAttention(nn.Module):
         record("Q = x·W_Q, split into heads", q)
         cached = cache is not None and not cache.static  # K/V hold past decoding steps too
         offset = cache.length if cached else 0  # position of the first new query
+        group = 1  # batch rows sharing one row of k, v (beams of one source: `StaticKV`)
         if cache is not None and cache.static and cache.filled:
-            k, v = cache.k, cache.v  # (B, H, S, Dh), computed once per source sentence
+            k, v = cache.k, cache.v  # (B / group, H, S, Dh), computed once per source sentence
+            group = cache.group
         else:
             source = query if key_value is None else key_value
             k = self.split_heads(self.w_k(source))  # (B, H, S_new, Dh)
@@ -194,9 +196,20 @@ class MultiHeadAttention(nn.Module):
         bias = positional.score_bias(q, k.shape[-2], offset) if positional is not None else None
         dropout_p = self.dropout if self.training else 0.0
         mixes = positional is not None and positional.mixes_values  # needs the weights
+        if group > 1 and (need_weights or mixes or bias is not None):  # rare: a row each
+            k, v, group = k.repeat_interleave(group, 0), v.repeat_interleave(group, 0), 1
+        if group > 1:  # the group's queries attend together to their one source's K/V
+            B, H, T, Dh = q.shape
+            q = q.view(B // group, group, H, T, Dh).transpose(1, 2)  # (B/G, H, G, T, Dh)
+            q = q.reshape(B // group, H, group * T, Dh)  # (B/G, H, G·T, Dh)
+            if mask is not None and mask.shape[0] > 1:
+                mask = mask[::group]  # (B/G, …): the rows of a group share their source
         out, weights = self.attend(
             q, k, v, mask, bias, dropout_p, offset, cached, need_weights or mixes, is_causal
         )
+        if group > 1:
+            out = out.view(B // group, H, group, T, Dh).transpose(1, 2)  # (B/G, G, H, T, Dh)
+            out = out.reshape(B, H, T, Dh)
         if mixes:
             out = out + positional.value_term(weights, offset)  # (B, H, T, Dh)
             weights = weights if need_weights else None

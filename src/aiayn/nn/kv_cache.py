@@ -61,13 +61,20 @@ class KVCache:
 
 
 class StaticKV:
-    """K/V of one cross-attention layer, computed from the encoder output on first use."""
+    """K/V of one cross-attention layer, computed from the encoder output on first use.
+
+    Beams share them: after a reorder that gives every source `group` consecutive rows (beam
+    search's layout, row b*K + k = beam k of source b), `k`/`v` keep one row per source and
+    row r of the batch reads row r // `group` (`MultiHeadAttention` attends with the group's
+    queries together), instead of K copies.
+    """
 
     static = True
 
     def __init__(self) -> None:
-        self.k: Tensor | None = None  # (B, H, S, Dh)
+        self.k: Tensor | None = None  # (B / group, H, S, Dh)
         self.v: Tensor | None = None
+        self.group = 1  # batch rows per stored row
 
     @property
     def filled(self) -> bool:
@@ -78,13 +85,34 @@ class StaticKV:
         return 0 if self.k is None else self.k.shape[2]
 
     def update(self, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
-        self.k, self.v = k, v
+        self.k, self.v, self.group = k, v, 1
         return k, v
 
     def reorder(self, index: Tensor) -> None:
-        if self.k is not None:
-            self.k = self.k.index_select(0, index)
-            self.v = self.v.index_select(0, index)
+        """Keep batch rows `index` (B',); rows that come in runs of one source are stored once."""
+        if self.k is None:
+            return
+        stored = index // self.group if self.group > 1 else index  # (B',) rows of self.k
+        group = _run_length(stored)
+        if group > 1:
+            stored = stored[::group]  # (B' / group,)
+        self.k = self.k.index_select(0, stored)
+        self.v = self.v.index_select(0, stored)
+        self.group = group
+
+
+def _run_length(rows: Tensor) -> int:
+    """g > 1 when `rows` is runs of g equal values (g = the first run's length), else 1.
+
+    Shape: rows (N,) long."""
+    n = rows.numel()
+    if n < 2:
+        return 1
+    g = int((rows == rows[0]).long().cumprod(0).sum())
+    if g < 2 or n % g:
+        return 1
+    runs = rows.view(-1, g)  # (N / g, g)
+    return g if bool((runs == runs[:, :1]).all()) else 1
 
 
 class DecoderCache:
