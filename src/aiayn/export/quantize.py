@@ -60,6 +60,7 @@ def quantize_model(model: nn.Module, scheme: str | None = "int8") -> nn.Module:
     # its dynamic int8 kernels are still torch's own.
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.filterwarnings("ignore", "torch.quantize_per_tensor", UserWarning)
         for module in list(quantized.modules()):  # the tied output layer is no nn.Linear
             for name, child in module.named_children():
                 if isinstance(child, OutputProjection):

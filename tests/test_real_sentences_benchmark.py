@@ -1,0 +1,46 @@
+"""benchmarks/real_sentences.py runs end to end on a few Multi30k test sentences (seconds)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from aiayn.config import ModelConfig
+from aiayn.models import EncoderDecoder, save_pretrained
+from aiayn.tokenizers import TokenizerPair, train_bpe
+
+from conftest import SHARED
+
+DATA = SHARED / "data" / "multi30k"
+pytestmark = pytest.mark.skipif(
+    not (DATA / "test_2016_flickr.en.gz").exists(),
+    reason=f"Multi30k test_2016_flickr not found under {DATA} (the benchmark's data)",
+)
+
+
+def test_every_contender_translates_the_same_sentences(tmp_path):
+    pytest.importorskip("ctranslate2")
+    from benchmarks.real_sentences import measure, read_pairs
+
+    src, ref = read_pairs(DATA, n=6)
+    tokenizers = TokenizerPair.shared(train_bpe(iter(src + ref), vocab_size=300))
+    torch.manual_seed(0)
+    cfg = ModelConfig.create(
+        src_vocab_size=tokenizers.source.vocab_size, tgt_vocab_size=tokenizers.target.vocab_size,
+        d_model=32, n_heads=2, d_ff=64, n_encoder_layers=1, n_decoder_layers=1, max_len=24,
+    )  # fmt: skip
+    save_pretrained(EncoderDecoder(cfg).eval(), tmp_path)
+    tokenizers.save(tmp_path)
+    report = measure(
+        str(tmp_path), src, ref, beams=[1, 2], rounds=1, threads=1,
+        contenders=["aiayn", "aiayn@HEAD", "ctranslate2", "aiayn_int8", "ctranslate2_int8"],
+    )  # fmt: skip
+    greedy = report["by_beam"]["beam1"]["contenders"]
+    # greedy: the same tokens as CTranslate2 and as the committed decoding code
+    assert greedy["ctranslate2"]["same_as_aiayn"] == 1.0
+    assert greedy["aiayn@HEAD"]["same_as_aiayn"] == 1.0
+    for beam in report["by_beam"].values():
+        assert set(beam["contenders"]) == {"aiayn", "aiayn@HEAD", "ctranslate2", "aiayn_int8",
+                                           "ctranslate2_int8"}  # fmt: skip
+        assert all(row["sentences_per_s"] > 0 for row in beam["contenders"].values())
+        assert "aiayn_vs_ctranslate2" in beam["ratios"]
