@@ -14,7 +14,6 @@ model's size and normalised as in training.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -24,11 +23,11 @@ import numpy as np
 import torch
 
 from aiayn.data.image_transforms import Normalization
-from aiayn.data.labelled import LabelSet
+from aiayn.data.labelled import LABELS_FILE, LabelSet, load_labels
 from aiayn.errors import ConfigError
 from aiayn.models.encoder_only import EncoderOnly
 from aiayn.models.vision import VisionTransformer
-from aiayn.tasks.classify.task import LABELS_FILE, Examples
+from aiayn.tasks.classify.task import Examples
 from aiayn.tokenizers.bert import BertTokenizer, load_bert_tokenizer
 
 
@@ -60,16 +59,12 @@ def load_classifier(
 
 
 def _read_labels(home: Path, model_dir: str | os.PathLike) -> LabelSet:
-    path = Path(home) / LABELS_FILE
-    if not path.is_file():
+    if not (Path(home) / LABELS_FILE).is_file():
         raise ConfigError(
             f"{model_dir}: no {LABELS_FILE}; is this a classifier? (a pretrained encoder "
             "needs fine-tuning first: aiayn train classify --init DIR)"
         )
-    try:
-        return LabelSet.from_json(json.loads(path.read_text(encoding="utf-8")), str(path))
-    except json.JSONDecodeError as err:
-        raise ConfigError(f"{path}: not JSON ({err}); restore the file") from None
+    return load_labels(home)
 
 
 def _check_labels(num_labels: int, labels: LabelSet, home: Path) -> None:

@@ -420,6 +420,32 @@ class LabelSet:
         return cls(tuple(names))
 
 
+LABELS_FILE = "labels.json"  # a classifier's class names (text or image), beside its config
+
+
+def save_labels(labels: LabelSet, directory: str | os.PathLike) -> None:
+    """Write `directory/labels.json` (whole or not at all)."""
+    from aiayn.io import atomic_write_text
+
+    text = json.dumps(labels.to_json(), indent=2) + "\n"
+    atomic_write_text(Path(directory) / LABELS_FILE, text)
+
+
+def load_labels(directory: str | os.PathLike) -> LabelSet:
+    """The `LabelSet` saved in `directory/labels.json`.
+
+    Raises:
+        ConfigError: the file is missing, not JSON, or not a list of distinct labels.
+    """
+    path = Path(directory) / LABELS_FILE
+    if not path.is_file():
+        raise ConfigError(f"{directory}: no {LABELS_FILE}; is this a classifier's directory?")
+    try:
+        return LabelSet.from_json(json.loads(path.read_text(encoding="utf-8")), str(path))
+    except json.JSONDecodeError as err:
+        raise ConfigError(f"{path}: not JSON ({err}); restore the file") from None
+
+
 def _is_integer(text: str) -> bool:
     try:
         int(text)

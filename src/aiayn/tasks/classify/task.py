@@ -5,7 +5,6 @@ cross-entropy of each example's class; validation reports loss, accuracy, macro 
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,17 +14,14 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from aiayn.data.batching import BatchPlan, TokenBatchSampler, plan_batches
-from aiayn.data.labelled import LabelSet
+from aiayn.data.labelled import LabelSet, save_labels
 from aiayn.evaluate.classification import classification_scores
-from aiayn.io import atomic_write_text
 from aiayn.models.encoder_only import EncoderOnly
 from aiayn.models.serialization import save_pretrained
 from aiayn.tasks.classify.config import ClassifyConfig, higher_is_better
 from aiayn.tasks.mlm.data import pad_sequences
 from aiayn.tokenizers.bert import BertTokenizer
 from aiayn.train.loss import LossOutput
-
-LABELS_FILE = "labels.json"  # the class names of a classifier's ids, beside its config
 
 Batch = tuple[Tensor, Tensor, Tensor]  # ids (B, T), segments (B, T), labels (B,)
 
@@ -84,10 +80,6 @@ def classify_loss(model: nn.Module, batch: Batch) -> LossOutput:
     logits = model(ids, segments, head="classify").float()  # (B, K), through any wrapper
     loss = F.cross_entropy(logits, labels, reduction="sum")
     return LossOutput(loss, loss.detach(), int(labels.numel()))
-
-
-def save_labels(labels: LabelSet, directory: Path) -> None:
-    atomic_write_text(directory / LABELS_FILE, json.dumps(labels.to_json(), indent=2) + "\n")
 
 
 class ClassifyTask:
@@ -150,4 +142,4 @@ class ClassifyTask:
         save_labels(self.labels, directory)
 
 
-__all__ = ["LABELS_FILE", "ClassifyTask", "Examples", "classify_loss", "save_labels"]
+__all__ = ["ClassifyTask", "Examples", "classify_loss"]

@@ -13,7 +13,6 @@ labels.json) for `aiayn classify` and `aiayn.classify`.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from pathlib import Path
@@ -58,11 +57,11 @@ def train_classify(
     import torch
 
     from aiayn.config import EncoderOnlyConfig
-    from aiayn.data.labelled import LabelSet, read_labelled
+    from aiayn.data.labelled import LabelSet, load_labels, read_labelled, save_labels
     from aiayn.errors import ConfigError
     from aiayn.models.encoder_only import EncoderOnly
     from aiayn.models.serialization import load_pretrained, require_arch
-    from aiayn.tasks.classify.task import LABELS_FILE, ClassifyTask, Examples, save_labels
+    from aiayn.tasks.classify.task import ClassifyTask, Examples
     from aiayn.tasks.run_dir import check_start, write_run_files
     from aiayn.tokenizers.bert import load_bert_tokenizer, train_bert_tokenizer_on_texts
     from aiayn.train.trainer import Trainer
@@ -77,12 +76,7 @@ def train_classify(
         require_arch(init, "encoder_only")
     columns = (task_config.text_column, task_config.pair_column, task_config.label_column)
     train_data, valid_data = read_labelled(train, *columns), read_labelled(valid, *columns)
-    if resume:
-        labels = LabelSet.from_json(
-            json.loads((out_dir / LABELS_FILE).read_text(encoding="utf-8")), str(out_dir)
-        )
-    else:
-        labels = LabelSet.from_labels(train_data)
+    labels = load_labels(out_dir) if resume else LabelSet.from_labels(train_data)
     train_ids, valid_ids = labels.ids(train_data), labels.ids(valid_data)
 
     pretrained = None

@@ -6,7 +6,6 @@ accuracy, macro F1 and MCC.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import torch
@@ -15,22 +14,15 @@ from torch import Tensor, nn
 
 from aiayn.data.image_set import ImageSet
 from aiayn.data.image_transforms import Normalization, random_hflip, random_shift
-from aiayn.data.labelled import LabelSet
+from aiayn.data.labelled import LabelSet, save_labels
 from aiayn.data.shuffled_batches import ShuffledBatchSampler
 from aiayn.evaluate.classification import classification_scores
-from aiayn.io import atomic_write_text
 from aiayn.models.serialization import save_pretrained
 from aiayn.models.vision import VisionTransformer
 from aiayn.tasks.image.config import ImageConfig, higher_is_better
 from aiayn.train.loss import LossOutput
 
-LABELS_FILE = "labels.json"  # the class names of the ids, the text classifier's file name
-
 Batch = tuple[Tensor, Tensor]  # images (B, C, S, S) float, labels (B,) long
-
-
-def save_labels(labels: LabelSet, directory: Path) -> None:
-    atomic_write_text(directory / LABELS_FILE, json.dumps(labels.to_json(), indent=2) + "\n")
 
 
 class ImageTask:
@@ -101,4 +93,4 @@ class ImageTask:
         save_labels(self.labels, directory)
 
 
-__all__ = ["LABELS_FILE", "ImageTask", "save_labels"]
+__all__ = ["ImageTask"]

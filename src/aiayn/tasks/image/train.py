@@ -53,16 +53,15 @@ def train_image(
         ConfigError: a bad option, a model that is not a vision one, data given twice or not
             at all, or `out_dir` holding another run (without `resume`).
     """
-    import json
 
     import torch
 
     from aiayn.config import VisionConfig
     from aiayn.data.image_transforms import Normalization
-    from aiayn.data.labelled import LabelSet
+    from aiayn.data.labelled import load_labels, save_labels
     from aiayn.errors import ConfigError
     from aiayn.models.vision import VisionTransformer
-    from aiayn.tasks.image.task import LABELS_FILE, ImageTask, save_labels
+    from aiayn.tasks.image.task import ImageTask
     from aiayn.tasks.run_dir import check_start, write_run_files
     from aiayn.train.trainer import Trainer
 
@@ -77,9 +76,7 @@ def train_image(
     train_set, valid_set = _read_data(train, valid, task_config, model_config.image_size)
     if resume:
         normalization = Normalization.load(out_dir)
-        saved = LabelSet.from_json(
-            json.loads((out_dir / LABELS_FILE).read_text(encoding="utf-8")), str(out_dir)
-        )
+        saved = load_labels(out_dir)
         if saved.names != train_set.names:
             raise ConfigError(
                 f"{out_dir}: trained on classes {', '.join(saved.names)}, the "
