@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import pytest
 import torch
-from experiments import norm_placement, norms, recurrence, sinusoid, sqrt_dk
+from experiments import norm_placement, norms, positions, recurrence, sinusoid, sqrt_dk
 
 
 def test_sqrt_dk_smoke_writes_its_figures_and_plot(tmp_path):
@@ -127,3 +128,16 @@ def test_norms_smoke_and_only_batch_norm_depends_on_the_batch(tmp_path):
     assert gaps["layer"]["train_mode"] == pytest.approx(gaps["layer"]["eval_mode"], abs=1e-5)
     assert abs(gaps["batch"]["train_mode"] - gaps["batch"]["eval_mode"]) > 1e-3
     assert (tmp_path / "norms.png").is_file()
+
+
+SHAKESPEARE = Path(__file__).resolve().parents[2] / "shared/data/tinyshakespeare/input.txt.gz"
+
+
+@pytest.mark.skipif(not SHAKESPEARE.is_file(), reason="needs ../shared/data (Tiny Shakespeare)")
+def test_positions_smoke_trains_every_scheme_and_learned_stops_at_its_length(tmp_path):
+    figures = positions.main(["--smoke", "--text", str(SHAKESPEARE), "--out", str(tmp_path)])
+    assert set(figures["loss"]) == set(positions.SCHEMES)
+    for kind, losses in figures["loss"].items():
+        assert losses[0] is not None and math.isfinite(losses[0])
+        assert (losses[1] is None) == (kind == "learned")  # no learned vector past L
+    assert (tmp_path / "positions.png").is_file()
