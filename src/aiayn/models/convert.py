@@ -189,6 +189,14 @@ class _Source:
             )
         return tensor
 
+    def take_affine(
+        self, out: dict[str, Tensor], key: str, dst: str, weight_shape: tuple[int, ...]
+    ) -> None:
+        """`key`.weight (of `weight_shape`) and `key`.bias (one per output) into `out` as
+        `dst`.weight and `dst`.bias: a linear map's or a LayerNorm's pair."""
+        out[dst + ".weight"] = self.take(key + ".weight", weight_shape)
+        out[dst + ".bias"] = self.take(key + ".bias", weight_shape[:1])
+
     def check_all_taken(self, hint: str) -> None:
         unused = sorted(set(self.state) - self.taken)
         if unused:
@@ -344,12 +352,10 @@ def _bert_to_aiayn(state: dict[str, Tensor], cfg: EncoderOnlyConfig) -> dict[str
     out: dict[str, Tensor] = {}
 
     def linear(key: str, dst: str, n_in: int, n_out: int) -> None:
-        out[dst + ".weight"] = src.take(key + ".weight", (n_out, n_in))
-        out[dst + ".bias"] = src.take(key + ".bias", (n_out,))
+        src.take_affine(out, key, dst, (n_out, n_in))
 
     def norm(key: str, dst: str) -> None:
-        out[dst + ".weight"] = src.take(key + ".weight", (D,))
-        out[dst + ".bias"] = src.take(key + ".bias", (D,))
+        src.take_affine(out, key, dst, (D,))
 
     emb = "embeddings"
     out["encoder.embed.weight"] = src.take(f"{emb}.word_embeddings.weight", (cfg.vocab_size, D))
@@ -459,12 +465,10 @@ def _timm_vit_to_aiayn(state: Mapping[str, Tensor], cfg: VisionConfig) -> dict[s
     out: dict[str, Tensor] = {}
 
     def linear(key: str, dst: str, n_in: int, n_out: int) -> None:
-        out[dst + ".weight"] = src.take(key + ".weight", (n_out, n_in))
-        out[dst + ".bias"] = src.take(key + ".bias", (n_out,))
+        src.take_affine(out, key, dst, (n_out, n_in))
 
     def norm(key: str, dst: str) -> None:
-        out[dst + ".weight"] = src.take(key + ".weight", (D,))
-        out[dst + ".bias"] = src.take(key + ".bias", (D,))
+        src.take_affine(out, key, dst, (D,))
 
     # a stride-p convolution is one linear map of each flattened (C, p, p) patch
     kernel = src.take("patch_embed.proj.weight", (D, C, p, p))
