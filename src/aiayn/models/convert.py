@@ -217,8 +217,7 @@ def _gpt2_to_aiayn(state: dict[str, Tensor], cfg: DecoderOnlyConfig) -> dict[str
         return src.take(key + ".weight", (n_in, n_out)).t(), src.take(key + ".bias", (n_out,))
 
     def norm(key: str, dst: str) -> None:
-        out[dst + ".weight"] = src.take(key + ".weight", (D,))
-        out[dst + ".bias"] = src.take(key + ".bias", (D,))
+        src.take_affine(out, key, dst, (D,))
 
     out: dict[str, Tensor] = {}
     wte = src.take("wte.weight", (cfg.vocab_size, D))
