@@ -121,7 +121,7 @@ def train_repeat_finder(
             attn.w_q = nn.Sequential(attn.w_q, _Times(math.sqrt(attn.head_dim)))
     data = torch.Generator().manual_seed(seed + 1)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.0)
-    curve, entropies = [], []
+    curve = []
     for step in range(1, steps + 1):
         ids, labels = repeated_token_batch(data, 64, length, vocab)
         loss = F.cross_entropy(model.classify(ids), labels)
@@ -130,9 +130,8 @@ def train_repeat_finder(
         opt.step()
         if step % max(steps // 20, 1) == 0 or step == steps:
             curve.append({"step": step, "loss": loss.item(), **_probe(model, seed, length, vocab)})
-    entropies = curve[-1]["attention_entropy"]
     return {"scaled": scaled, "d_k": d_model, "curve": curve,
-            "final_accuracy": curve[-1]["accuracy"], "final_entropy": entropies}  # fmt: skip
+            "final_accuracy": curve[-1]["accuracy"], "final_entropy": curve[-1]["attention_entropy"]}  # fmt: skip
 
 
 @torch.no_grad()
