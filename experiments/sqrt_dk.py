@@ -130,8 +130,9 @@ def train_repeat_finder(
         opt.step()
         if step % max(steps // 20, 1) == 0 or step == steps:
             curve.append({"step": step, "loss": loss.item(), **_probe(model, seed, length, vocab)})
+    last = curve[-1]
     return {"scaled": scaled, "d_k": d_model, "curve": curve,
-            "final_accuracy": curve[-1]["accuracy"], "final_entropy": curve[-1]["attention_entropy"]}  # fmt: skip
+            "final_accuracy": last["accuracy"], "final_entropy": last["attention_entropy"]}  # fmt: skip
 
 
 @torch.no_grad()
