@@ -131,8 +131,8 @@ def train_repeat_finder(
         if step % max(steps // 20, 1) == 0 or step == steps:
             curve.append({"step": step, "loss": loss.item(), **_probe(model, seed, length, vocab)})
     last = curve[-1]
-    return {"scaled": scaled, "d_k": d_model, "curve": curve,
-            "final_accuracy": last["accuracy"], "final_entropy": last["attention_entropy"]}  # fmt: skip
+    return {"scaled": scaled, "d_k": d_model, "curve": curve, "final_accuracy": last["accuracy"],
+            "final_entropy": last["attention_entropy"]}  # fmt: skip
 
 
 @torch.no_grad()
