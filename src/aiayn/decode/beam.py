@@ -32,6 +32,7 @@ length-normalised score, which the exact stopping rule lets it do. (fairseq's de
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol
 
 import torch
 from torch import Tensor
@@ -70,6 +71,31 @@ class BeamStep:
     compacted: bool  # some sentences left the batch (rows of other sentences moved too)
 
 
+@dataclass(frozen=True)
+class StepCandidates:
+    """One step's ranked candidates, for a `BeamRecorder` (built only when one is attached).
+
+    Rows index the batch before the step; `keep` and `ends` are as in `BeamSearch.step`.
+    """
+
+    t: int  # tokens each live beam had before this step
+    active: Tensor  # (A,) original sentence index of each active sentence
+    rows: Tensor  # (A, 2K) parent row of each candidate, best first
+    tokens: Tensor  # (A, 2K) the token it adds
+    scores: Tensor  # (A, 2K) its log-prob so far (-inf: no such candidate)
+    is_eos: Tensor  # (A, 2K) bool
+    ends: Tensor  # (A, K) bool: finished with </s> (the first K candidates)
+    keep: Tensor  # (A, K) indices into the 2K of the new live beams
+    at_limit: Tensor  # (A,) bool: live beams finished at the length limit
+    done: Tensor  # (A,) bool: the sentence's search is over after this step
+
+
+class BeamRecorder(Protocol):
+    """Watches a search step by step (`aiayn.decode.beam_tree.BeamTree` draws it as a tree)."""
+
+    def record(self, search: BeamSearch, step: StepCandidates) -> None: ...
+
+
 class BeamSearch:
     """Beam state for B sentences × K beams.
 
@@ -77,6 +103,8 @@ class BeamSearch:
     banned: token ids never generated (padding, <s>).
     min_len: </s> is banned until this many other tokens have been output (fairseq's
     --min-len; with min_len >= the limit every output runs to its limit).
+    recorder: sees each step's candidates (the attention explorer's beam tree); None, the
+    default, costs one attribute test per step.
     """
 
     def __init__(
@@ -87,6 +115,7 @@ class BeamSearch:
         alpha: float = PAPER_ALPHA,
         banned: tuple[int, ...] = (),
         min_len: int = 0,
+        recorder: BeamRecorder | None = None,
     ) -> None:
         if beam_size < 1:
             raise ValueError(f"beam_size must be >= 1, got {beam_size}")
@@ -99,6 +128,7 @@ class BeamSearch:
         self.max_len = int(self.limits.max())
         self.banned = torch.tensor(sorted(set(banned)), dtype=torch.long, device=device)
         self.min_len = min_len
+        self.recorder = recorder
         self.banned_early = torch.tensor(  # while t < min_len, </s> is banned too
             sorted({*banned, eos_id}), dtype=torch.long, device=device
         )
@@ -177,6 +207,12 @@ class BeamSearch:
             tokens, lps = self.tokens.view(A, K, -1), self.token_lps.view(A, K, -1)
             self._finish(tokens, lps, self.scores, live, length=self.t, eos=False)
         done = at_limit | self._cannot_improve(limits)  # (A,)
+        if self.recorder is not None:  # before compaction: rows and `active` still line up
+            self.recorder.record(
+                self,
+                StepCandidates(t, self.active, top_rows, top_tokens, top_scores, is_eos, ends,
+                               keep, at_limit, done),
+            )  # fmt: skip
         compacted = bool(done.any())
         if compacted:
             stay = ~done  # (A,)
@@ -255,4 +291,4 @@ class BeamSearch:
         return out
 
 
-__all__ = ["BeamSearch", "BeamStep", "Hypothesis"]
+__all__ = ["BeamRecorder", "BeamSearch", "BeamStep", "Hypothesis", "StepCandidates"]

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from aiayn.decode.beam import BeamSearch, Hypothesis
+from aiayn.decode.beam import BeamRecorder, BeamSearch, Hypothesis
 from aiayn.decode.greedy import CACHE_START, greedy_decode, never_generated
 from aiayn.decode.length_penalty import PAPER_ALPHA
 from aiayn.decode.limits import output_limits
@@ -28,6 +28,7 @@ def beam_search_over(
     banned: tuple[int, ...] = (),
     n_best: int = 1,
     min_len: int = 0,
+    recorder: BeamRecorder | None = None,
 ) -> list[list[Hypothesis]]:
     """Beam search over any model of the decoding protocol (`aiayn.decode.protocol`).
 
@@ -35,13 +36,14 @@ def beam_search_over(
     state is started once per input and its rows repeated per beam; `first` (B, T0) is fed on
     the first step (<s> for translation, the prompt for a language model). Row b outputs at
     most `limits[b]` tokens (counting </s>). See `aiayn.decode.beam` for the search and its
-    stopping rule. Shape: inputs (B, S), first (B, T0), limits (B,) long
+    stopping rule. `recorder` watches every step (`aiayn.decode.beam_tree.BeamTree`).
+    Shape: inputs (B, S), first (B, T0), limits (B,) long
     -> B lists of up to `n_best` hypotheses, best first.
     """
     K = beam_size
     if not 1 <= n_best <= K:
         raise ValueError(f"n_best must be in [1, beam_size = {K}], got {n_best}")
-    search = BeamSearch(limits, K, eos_id, alpha, banned=banned, min_len=min_len)
+    search = BeamSearch(limits, K, eos_id, alpha, banned=banned, min_len=min_len, recorder=recorder)
     state = model.start(inputs, capacity=first.shape[1] + min(search.max_len, CACHE_START))
     # The first step runs once per input: its K beams would all be the same <s> (only beam 0
     # is live), so the state is repeated per beam only after it, cross-attention K/V included
@@ -80,6 +82,7 @@ def beam_search(
     extra_len: int = 50,
     n_best: int = 1,
     min_len: int = 0,
+    recorder: BeamRecorder | None = None,
 ) -> list[list[Hypothesis]]:
     """Translate a batch with beam search (§6.1: beam 4, alpha 0.6, input length + 50).
 
@@ -95,7 +98,7 @@ def beam_search(
     first = torch.full((src.shape[0], 1), bos_id, dtype=torch.long, device=src.device)
     banned = never_generated(pad_id, bos_id, eos_id)
     return beam_search_over(
-        model, src, first, eos_id, limits, beam_size, alpha, banned, n_best, min_len
+        model, src, first, eos_id, limits, beam_size, alpha, banned, n_best, min_len, recorder
     )
 
 
