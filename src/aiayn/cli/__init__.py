@@ -39,6 +39,7 @@ class CommandParser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     from aiayn.cli import (
+        attention,
         average,
         classify,
         data,
@@ -71,6 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_parser(sub)
     data.add_parser(sub)
     model_info.add_parser(sub)
+    attention.add_parser(sub)
     return parser
 
 

@@ -64,6 +64,48 @@ def plot_attention(
     return save_figure(fig, path)
 
 
+def plot_attention_grid(
+    weights: Tensor,
+    row_labels: Sequence[str],
+    col_labels: Sequence[str],
+    path: str | os.PathLike,
+    title: str = "attention",
+) -> Path:
+    """Save every layer's and head's map as one PNG: layers down, heads across, each panel
+    queries (rows) × keys (columns) on a shared 0…1 scale.
+
+    Shape: weights (L, H, T, S). Token labels are drawn on the left column and bottom row only,
+    and left out when there are too many to read.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    L, H, T, S = weights.shape
+    side = min(2.6, max(1.2, 0.16 * max(T, S)))  # inches per panel
+    fig, axes = plt.subplots(L, H, figsize=(side * H + 1.2, side * L + 0.8), squeeze=False)
+    show_rows, show_cols = T <= 40, S <= 40
+    for layer in range(L):
+        for head in range(H):
+            ax = axes[layer][head]
+            ax.imshow(weights[layer, head].numpy(), cmap="viridis", vmin=0.0, vmax=1.0,
+                      aspect="auto", interpolation="nearest")  # fmt: skip
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if layer == 0:
+                ax.set_title(f"head {head + 1}", fontsize=8)
+            if head == 0:
+                ax.set_ylabel(f"layer {layer + 1}", fontsize=8)
+                if show_rows:
+                    ax.set_yticks(range(T), labels=list(row_labels), fontsize=5)
+            if layer == L - 1 and show_cols:
+                ax.set_xticks(range(S), labels=list(col_labels), rotation=90, fontsize=5)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return save_figure(fig, path)
+
+
 def _readable(tokenizer, token_id: int) -> str:
     """A token as text ("ü", not its byte-level spelling "Ã¼"); a leading space shows as '▁'.
 
