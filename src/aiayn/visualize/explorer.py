@@ -109,9 +109,14 @@ def passes(model: nn.Module, inputs: tuple) -> tuple[Callable[[], object], Calla
         )
     if isinstance(model, VisionTransformer):
         (images,) = inputs
-        if model.config.mixer == "pooling":  # no attention: the pooling's fixed weights
-            return lambda: model.encode(images), lambda: {"pooling": _pooling_maps(model)}
-        return lambda: model.encode(images), lambda: {"self": model.encode(images, True)[1]}
+
+        def maps() -> Maps:
+            weights = model.encode(images, need_weights=True)[1]
+            if model.config.mixer == "pooling":  # no attention: the pooling's fixed weights
+                return {"pooling": _pooling_maps(model)}
+            return {"self": weights}
+
+        return lambda: model.encode(images), maps
     raise ConfigError(f"the attention explorer does not know {type(model).__name__} models")
 
 
