@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import fcntl
 import json
 import os
 import shutil
@@ -45,11 +46,11 @@ class Chromium:
         if binary is None:
             raise FileNotFoundError("no chromium binary")
         tmp = tempfile.TemporaryDirectory(prefix="aiayn-chromium-")
-        to_r, to_w = os.pipe()  # we write commands to to_w; the browser reads fd 3
-        from_r, from_w = os.pipe()  # the browser writes fd 4; we read from_r
+        to_r, to_w = _high(os.pipe())  # we write commands to to_w; the browser reads fd 3
+        from_r, from_w = _high(os.pipe())  # the browser writes fd 4; we read from_r
 
         def fds() -> None:  # in the child: the pipe ends at the numbers Chromium expects
-            os.dup2(to_r, 3)
+            os.dup2(to_r, 3)  # inheritable, unlike the originals: they alone reach Chromium
             os.dup2(from_w, 4)
 
         process = subprocess.Popen(
@@ -58,7 +59,7 @@ class Chromium:
              "--remote-debugging-pipe", f"--user-data-dir={tmp.name}",
              f"--window-size={width},{height}", "about:blank"],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            preexec_fn=fds, pass_fds=(3, 4),  # kept open after `fds` put the pipe there
+            preexec_fn=fds, close_fds=False,  # closing would take fds 3 and 4 too
         )  # fmt: skip
         os.close(to_r)
         os.close(from_w)
@@ -133,6 +134,15 @@ class Chromium:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def _high(fds: tuple[int, int]) -> tuple[int, int]:
+    """The pipe's ends moved to descriptors >= 10 (close-on-exec), so that putting them at 3
+    and 4 in the child never overwrites one with the other."""
+    moved = tuple(fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 10) for fd in fds)
+    for fd in fds:
+        os.close(fd)
+    return moved
 
 
 class Page:
