@@ -242,3 +242,24 @@ def test_the_page_loads_nothing_from_the_network(explorations):
         assert not re.search(r"(@import|url\()\s*['\"]?https?:", html, re.I), family
         assert not re.search(r"(src|href)\s*=\s*['\"]?https?:", html, re.I), family
         assert "__DATA__" not in html and '<script id="data" type="application/json">' in html
+
+
+def test_the_installed_command_reports_a_missing_model_in_one_line(tmp_path):
+    import subprocess
+    import sys
+
+    proc = subprocess.run(
+        [sys.executable, "-m", "aiayn", "attention", "--model", str(tmp_path / "none"),
+         "--text", "x", "--out", str(tmp_path / "out")],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert proc.returncode == 2
+    assert proc.stderr == f"aiayn attention: error: {tmp_path / 'none'}: no such model directory\n"
+
+
+def test_every_flag_says_what_it_does():
+    from aiayn.cli import build_parser
+
+    sub = next(a for a in build_parser()._actions if a.dest == "command")
+    for action in sub.choices["attention"]._actions:
+        assert action.help, action.option_strings
