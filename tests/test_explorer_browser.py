@@ -106,6 +106,8 @@ def test_clicking_a_thumbnail_enlarges_it(browser, pages, family):
 def test_translation_shows_every_kind_and_the_beam_tree(browser, pages):
     path, data = pages["translation"]
     page = browser.open(path)
+    parity = page.evaluate("document.getElementById('parity').textContent")
+    assert "reference (math) path" in parity and "fast (SDPA) pass" in parity
     titles = page.evaluate("[...document.querySelectorAll('#kind option')].map(o => o.text)")
     assert titles == [k["title"] for k in data["kinds"]] and len(titles) == 3
     page.evaluate("(() => { const s = document.getElementById('kind'); s.value = '2';"

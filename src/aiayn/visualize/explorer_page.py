@@ -29,6 +29,7 @@ def page_data(exploration: Exploration) -> dict:
         "title": f"attention explorer: {e.model} ({e.arch.replace('_', '-')})",
         "summary": e.summary,
         "parity": [[name, diff] for name, diff in e.parity],
+        "parity_note": parity_note(e),
         "kinds": [
             {
                 "key": k.key,
@@ -51,6 +52,24 @@ def page_data(exploration: Exploration) -> dict:
         data["rollout"] = _rounded(e.rollout)
         data["patch_maps"] = _patch_maps(e)
     return data
+
+
+def parity_note(e: Exploration) -> str:
+    """One sentence on where the weights come from and how far that pass is from the model's."""
+    if not e.parity:
+        return ""
+    worst = max(diff for _, diff in e.parity)
+    if all(k.key == "pooling" for k in e.kinds):
+        return (
+            "No attention here: the pooling mixer's fixed weights are read off the mixer with "
+            f"one-hot tokens (the model's two passes differ by {worst:.1e} over "
+            f"{len(e.parity)} blocks)."
+        )
+    return (
+        "Weights recomputed by the reference (math) path of attention; the largest difference "
+        "between any block's output in that pass and in the model's own fast (SDPA) pass: "
+        f"{worst:.1e} over {len(e.parity)} blocks."
+    )
 
 
 def _patch_maps(e: Exploration) -> list[dict]:
