@@ -15,6 +15,7 @@ from aiayn.cli import main
 from aiayn.decode.beam_tree import BeamTree
 from aiayn.decode.search import beam_search
 from aiayn.models.serialization import load_pretrained
+from aiayn.nn.attention import MultiHeadAttention
 from aiayn.nn.trace import shape_trace
 from aiayn.visualize.explorer import attention_maps, explore, passes
 from aiayn.visualize.explorer_page import PAGE_NAME, render_page
@@ -105,20 +106,29 @@ def test_the_reference_path_reproduces_the_fast_path(dirs, explorations):
     for family, e in explorations.items():
         assert e.parity, family  # every block compared
         assert max(diff for _, diff in e.parity) < 1e-5, (family, e.parity)
-    # and "fast" really is SDPA, "reference" the written-out softmax
+    # and "fast" really is SDPA in every attention layer, "reference" the written-out softmax
+    ids = torch.tensor([[2, 5, 6, 7, 3]])  # (1, 5)
+    inputs = {
+        "translation": (ids, torch.tensor([[1, 9, 10]])),
+        "lm": (ids,),
+        "bert": (ids, torch.zeros_like(ids)),
+        "vit": (torch.randn(1, 1, 8, 8),),
+    }
+    for family, args in inputs.items():
+        model = load_pretrained(dirs[family][0])
+        fast, reference = passes(model, args)
+        with torch.inference_mode(), shape_trace(model) as steps:
+            fast()
+        attentions = sum(isinstance(m, MultiHeadAttention) for m in model.modules())
+        assert sum("fused SDPA" in s.name for s in steps) == attentions, family
+        assert not any(s.name == "weights softmax(scores)" for s in steps), family
+        with torch.inference_mode(), shape_trace(model) as steps:
+            reference()
+        assert sum(s.name == "weights softmax(scores)" for s in steps) == attentions, family
     translator = load_pretrained(dirs["translation"][0])
-    src, tgt = torch.tensor([[5, 6, 7, 2]]), torch.tensor([[1, 9, 10]])
-    fast, reference = passes(translator, (src, tgt))
-    with torch.inference_mode(), shape_trace(translator) as steps:
-        logits = fast()
-    assert any("fused SDPA" in s.name for s in steps)
-    assert not any(s.name == "weights softmax(scores)" for s in steps)
-    with torch.inference_mode(), shape_trace(translator) as steps:
-        reference()
-    assert any(s.name == "weights softmax(scores)" for s in steps)
     with torch.inference_mode():
-        maps = translator.attention_maps(src, tgt)
-    torch.testing.assert_close(maps.logits, logits, atol=1e-5, rtol=1e-5)
+        maps = translator.attention_maps(*inputs["translation"])
+        torch.testing.assert_close(maps.logits, translator(*inputs["translation"]))
 
 
 def test_a_broken_reference_path_shows_in_the_parity(dirs):
