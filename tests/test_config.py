@@ -35,6 +35,8 @@ def test_json_round_trip(tmp_path):
         ({"positional": "sinusoid"}, "must be one of sinusoidal"),
         ({"src_vocab_size": 10, "tgt_vocab_size": 20}, "use 'decoder'"),
         ({"d_model": -1}, "positive integer"),
+        ({"d_k": 0}, "'d_k' = 0"),
+        ({"d_k": 3, "positional": "rope"}, "even query/key width"),
     ],
 )
 def test_invalid_fields_name_the_field(fields, message):

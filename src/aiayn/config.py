@@ -90,6 +90,11 @@ class LayerConfig:
 
     d_model: int = option("width of the residual stream (§3: 512 in the base model)", 512)
     n_heads: int = option("attention heads h (§3.2.2: 8); d_k = d_model / h", 8)
+    d_k: int | None = option(
+        "width of each head's queries and keys, when not d_model / h (Table 3 row B shrinks it; "
+        "values stay d_model / h); unset = d_model / h",
+        None,
+    )
     d_ff: int = option("inner width of the feed-forward network (§3.3: 2048)", 2048)
     dropout: float = option(
         "P_drop on each sub-layer's output and on embeddings + positions (§5.4: 0.1)", 0.1
@@ -138,6 +143,8 @@ class LayerConfig:
         for name in ("d_model", "n_heads", "d_ff"):
             if getattr(self, name) <= 0:
                 raise bad(name, "must be a positive integer")
+        if self.d_k is not None and self.d_k <= 0:
+            raise bad("d_k", "must be a positive integer, or None for d_model / n_heads")
         if self.attention_window is not None and self.attention_window < 1:
             raise bad("attention_window", "must be >= 1, or None for full attention")
         if self.d_model % self.n_heads:
@@ -150,8 +157,13 @@ class LayerConfig:
 
     @property
     def head_dim(self) -> int:
-        """d_k = d_v = d_model / h (§3.2.2)."""
+        """d_v = d_model / h (§3.2.2): the width of each head's values and output."""
         return self.d_model // self.n_heads
+
+    @property
+    def key_dim(self) -> int:
+        """d_k: the width of each head's queries and keys (d_model / h unless `d_k` is set)."""
+        return self.d_k if self.d_k is not None else self.head_dim
 
 
 LAYER_FIELDS = frozenset(f.name for f in dataclasses.fields(LayerConfig))
@@ -210,10 +222,10 @@ class _FamilyConfig:
             raise ConfigError(f"config field 'pad_id' = {self.pad_id}: must be a valid token id")
 
     def _check_common(self) -> None:
-        if self.positional == "rope" and self.layer.head_dim % 2:
+        if self.positional == "rope" and self.layer.key_dim % 2:
             raise ConfigError(
-                f"config field 'positional' = 'rope': needs an even head dimension "
-                f"(d_model / n_heads = {self.layer.head_dim})"
+                f"config field 'positional' = 'rope': needs an even query/key width per head "
+                f"(d_k = {self.layer.key_dim})"
             )
 
     # --- JSON ------------------------------------------------------------------------------

@@ -353,6 +353,13 @@ def test_local_attention_is_refused(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_queries_and_keys_narrower_than_values_are_refused(tmp_path):
+    model = EncoderDecoder(ModelConfig.create(**SMALL, d_k=2))
+    with pytest.raises(ValueError, match=r"'d_k' = 2"):
+        export_ctranslate2(model, tmp_path / "ct2")
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_refuses_to_overwrite_unless_forced(tmp_path):
     first, second = trained(), trained(norm_first=True)
     out = tmp_path / "ct2"

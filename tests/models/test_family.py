@@ -88,6 +88,8 @@ FAMILY: dict[str, Callable[[], Case]] = {
     "enc-dec pre-LN RoPE": encoder_decoder(norm_first=True, positional="rope"),
     "enc-dec learned untied": encoder_decoder(positional="learned", tie_embeddings="none"),
     "enc-dec sliding window": encoder_decoder(attention_window=2),
+    "enc-dec narrow keys d_k < d_v (Table 3 B)": encoder_decoder(d_k=2),
+    "enc-dec wide keys d_k > d_v, RoPE": encoder_decoder(d_k=12, positional="rope"),
     "dec-only GPT-2 learned": decoder_only(),
     "dec-only GPT-2 left-padded prompts": decoder_only(lengths=(5, 2, 4)),
     "dec-only RoPE left-padded": decoder_only(lengths=(3, 6, 1), positional="rope"),
@@ -101,6 +103,7 @@ FAMILY: dict[str, Callable[[], Case]] = {
     ),
     "dec-only sliding window": decoder_only(lengths=(6, 3, 6), attention_window=3),
     "dec-only math attention": decoder_only(lengths=(5, 2, 4), attention_impl="math"),
+    "dec-only narrow keys, Shaw": decoder_only(lengths=(5, 2, 4), d_k=4, positional="shaw"),
 }
 
 

@@ -220,3 +220,21 @@ def test_is_causal_equals_the_causal_mask(impl, need_weights):
     torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-4)
     with pytest.raises(ValueError, match="as many queries as keys"):
         scaled_dot_product_attention(q, k[:, :, :4], v[:, :, :4], is_causal=True)
+
+
+@pytest.mark.parametrize("impl", ["math", "sdpa"])
+def test_narrow_keys_attend_in_d_k_dimensions_scaled_by_root_d_k(impl):
+    """Table 3 row B: queries and keys of width d_k per head, values of d_model / h."""
+    torch.manual_seed(0)
+    D, heads, d_k = 16, 2, 3
+    mha = MultiHeadAttention(D, heads, impl=impl, key_dim=d_k).eval()
+    assert mha.w_q.weight.shape == mha.w_k.weight.shape == (heads * d_k, D)
+    assert mha.w_v.weight.shape == (D, D)
+    x = torch.randn(2, 5, D)
+    out, _ = mha(x)
+    q = mha.w_q(x).view(2, 5, heads, d_k).transpose(1, 2)  # (B, H, T, d_k)
+    k = mha.w_k(x).view(2, 5, heads, d_k).transpose(1, 2)
+    v = mha.w_v(x).view(2, 5, heads, D // heads).transpose(1, 2)  # (B, H, T, d_v)
+    weights = (q @ k.transpose(-2, -1) / math.sqrt(d_k)).softmax(-1)
+    by_hand = mha.w_o((weights @ v).transpose(1, 2).reshape(2, 5, D))
+    assert_close(out, by_hand, atol=1e-5, rtol=1e-5)

@@ -81,7 +81,7 @@ def _describe(label: str, cfg) -> str:
     """One line: the family and its settings."""
     layer = cfg.layer
     common = (
-        f"d_model {cfg.d_model}, {cfg.n_heads} heads (d_k {cfg.head_dim}), d_ff {layer.d_ff}, "
+        f"d_model {cfg.d_model}, {cfg.n_heads} heads (d_k {cfg.layer.key_dim}), d_ff {layer.d_ff}, "
         f"{'pre' if layer.norm_first else 'post'}-LN, {layer.activation}, "
         f"{cfg.positional} positions"
     )

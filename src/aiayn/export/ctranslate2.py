@@ -218,6 +218,11 @@ def _check_supported(cfg: ModelConfig) -> None:
             f"config field 'attention_window' = {cfg.layer.attention_window!r}: CTranslate2 export "
             "supports full self-attention only (attention_window = None)"
         )
+    if cfg.layer.d_k is not None and cfg.layer.d_k != cfg.layer.head_dim:
+        raise ValueError(
+            f"config field 'd_k' = {cfg.layer.d_k!r}: CTranslate2 export needs queries and keys "
+            f"as wide as values (d_k = d_model / n_heads = {cfg.layer.head_dim})"
+        )
     if cfg.layer.norm != "layer":
         raise ValueError(
             f"config field 'norm' = {cfg.layer.norm!r}: CTranslate2 export supports LayerNorm "

@@ -54,7 +54,9 @@ class DecoderOnly(nn.Module):
         self.config = config
         d = config.d_model
         embed = TokenEmbedding(config.vocab_size, d, scale=config.scale_embeddings)
-        positional = build_positional(config.positional, d, config.n_heads, config.max_len)
+        positional = build_positional(
+            config.positional, d, config.n_heads, config.max_len, config.layer.key_dim
+        )
         self.decoder = Stack(
             config.layer, config.n_layers, embed, positional, causal=True, name="decoder"
         )

@@ -18,7 +18,9 @@ class Encoder(Stack):
     """Embed + positions → dropout → N × Block (→ final LayerNorm when pre-LN) (Fig. 1, left)."""
 
     def __init__(self, cfg: ModelConfig, embed: TokenEmbedding) -> None:
-        positional = build_positional(cfg.positional, cfg.d_model, cfg.n_heads, cfg.max_len)
+        positional = build_positional(
+            cfg.positional, cfg.d_model, cfg.n_heads, cfg.max_len, cfg.layer.key_dim
+        )
         super().__init__(cfg.layer, cfg.n_encoder_layers, embed, positional, name="encoder")
 
 
@@ -26,7 +28,9 @@ class Decoder(Stack):
     """The same stack with causal, cross-attending blocks (Fig. 1, right)."""
 
     def __init__(self, cfg: ModelConfig, embed: TokenEmbedding) -> None:
-        positional = build_positional(cfg.positional, cfg.d_model, cfg.n_heads, cfg.max_len)
+        positional = build_positional(
+            cfg.positional, cfg.d_model, cfg.n_heads, cfg.max_len, cfg.layer.key_dim
+        )
         super().__init__(
             cfg.layer, cfg.n_decoder_layers, embed, positional, causal=True,
             cross_attention=True, name="decoder",

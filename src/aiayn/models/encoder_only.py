@@ -33,7 +33,9 @@ class EncoderOnly(nn.Module):
         self.config = config
         d = config.d_model
         embed = TokenEmbedding(config.vocab_size, d, scale=config.scale_embeddings)
-        positional = build_positional(config.positional, d, config.n_heads, config.max_len)
+        positional = build_positional(
+            config.positional, d, config.n_heads, config.max_len, config.layer.key_dim
+        )
         self.encoder = Stack(
             config.layer, config.n_layers, embed, positional, name="encoder",
             embed_norm=config.embed_norm,

@@ -130,21 +130,24 @@ class MultiHeadAttention(nn.Module):
         dropout: float = 0.0,
         bias: bool = True,
         impl: Impl = "auto",
+        key_dim: int | None = None,
     ) -> None:
         super().__init__()
         if d_model % n_heads:
             raise ValueError(f"d_model={d_model} must be divisible by n_heads={n_heads}")
         self.d_model, self.n_heads, self.head_dim = d_model, n_heads, d_model // n_heads
+        # d_k: queries and keys may be narrower (or wider) than values (Table 3 row B)
+        self.key_dim = key_dim or self.head_dim
         self.dropout, self.impl = dropout, impl
-        self.w_q = nn.Linear(d_model, d_model, bias=bias)
-        self.w_k = nn.Linear(d_model, d_model, bias=bias)
+        self.w_q = nn.Linear(d_model, n_heads * self.key_dim, bias=bias)
+        self.w_k = nn.Linear(d_model, n_heads * self.key_dim, bias=bias)
         self.w_v = nn.Linear(d_model, d_model, bias=bias)
         self.w_o = nn.Linear(d_model, d_model, bias=bias)
 
     def split_heads(self, x: Tensor) -> Tensor:
-        """(B, T, D) -> (B, H, T, Dh)."""
+        """(B, T, H·Dh) -> (B, H, T, Dh); Dh is d_k for queries and keys, d_v for values."""
         B, T, _ = x.shape
-        return x.view(B, T, self.n_heads, self.head_dim).transpose(1, 2)
+        return x.view(B, T, self.n_heads, -1).transpose(1, 2)
 
     def merge_heads(self, x: Tensor) -> Tensor:
         """(B, H, T, Dh) -> (B, T, D): Concat(head_1, …, head_h)."""
@@ -208,8 +211,9 @@ class MultiHeadAttention(nn.Module):
             q, k, v, mask, bias, dropout_p, offset, cached, need_weights or mixes, is_causal
         )
         if group > 1:
-            out = out.view(B // group, H, group, T, Dh).transpose(1, 2)  # (B/G, G, H, T, Dh)
-            out = out.reshape(B, H, T, Dh)
+            Dv = out.shape[-1]
+            out = out.view(B // group, H, group, T, Dv).transpose(1, 2)  # (B/G, G, H, T, Dv)
+            out = out.reshape(B, H, T, Dv)
         if mixes:
             out = out + positional.value_term(weights, offset)  # (B, H, T, Dh)
             weights = weights if need_weights else None

@@ -35,7 +35,10 @@ from aiayn.nn.sliding_window import SlidingWindowAttention
 def self_attention(layer: LayerConfig, causal: bool) -> MultiHeadAttention:
     """Full self-attention (causality then comes from the mask), or local when
     `layer.attention_window` is set (the window applies causality itself)."""
-    args = (layer.d_model, layer.n_heads, layer.attention_dropout, layer.bias, layer.attention_impl)
+    args = (
+        layer.d_model, layer.n_heads, layer.attention_dropout, layer.bias, layer.attention_impl,
+        layer.d_k,
+    )  # fmt: skip
     if layer.attention_window is None:
         return MultiHeadAttention(*args)
     return SlidingWindowAttention(*args, window=layer.attention_window, causal=causal)
@@ -60,7 +63,7 @@ class Block(nn.Module):
         if cross_attention:  # cross-attention is never windowed: the whole source is relevant
             self.cross_attn = MultiHeadAttention(
                 layer.d_model, layer.n_heads, layer.attention_dropout, layer.bias,
-                layer.attention_impl,
+                layer.attention_impl, layer.d_k,
             )  # fmt: skip
             self.res_cross = self._residual(layer)
         self.ffn = PositionwiseFeedForward(

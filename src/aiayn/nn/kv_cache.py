@@ -41,7 +41,7 @@ class KVCache:
             B, H, _, Dh = k.shape
             cap = max(self.capacity, T)
             self._k = k.new_empty(B, H, cap, Dh)
-            self._v = v.new_empty(B, H, cap, Dh)
+            self._v = v.new_empty(B, H, cap, v.shape[-1])  # d_v may differ from d_k
         elif self.length + T > self._k.shape[2]:  # grow geometrically: amortised O(1) per step
             cap = max(2 * self._k.shape[2], self.length + T)
             self._k = _grow(self._k, self.length, cap)

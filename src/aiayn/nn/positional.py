@@ -261,13 +261,16 @@ class ShawRelativePositions(PositionalEncoding):
     attention weights, so attention takes the reference (math) path for this scheme.
     """
 
-    def __init__(self, head_dim: int, k_max: int = 16) -> None:
+    def __init__(self, head_dim: int, k_max: int = 16, value_dim: int | None = None) -> None:
+        """head_dim: d_k, the width of each head's queries and keys; value_dim: d_v (default
+        d_k), the width of its values."""
         super().__init__()
+        value_dim = value_dim or head_dim
         self.k_max, self.head_dim = k_max, head_dim
-        self.keys = nn.Parameter(torch.empty(2 * k_max + 1, head_dim))  # (2K+1, Dh)
-        self.values = nn.Parameter(torch.empty(2 * k_max + 1, head_dim))
+        self.keys = nn.Parameter(torch.empty(2 * k_max + 1, head_dim))  # (2K+1, Dk)
+        self.values = nn.Parameter(torch.empty(2 * k_max + 1, value_dim))  # (2K+1, Dv)
         nn.init.normal_(self.keys, std=head_dim**-0.5)
-        nn.init.normal_(self.values, std=head_dim**-0.5)
+        nn.init.normal_(self.values, std=value_dim**-0.5)
 
     def _index(self, q_len: int, k_len: int, offset: int, device: torch.device) -> Tensor:
         distance = relative_distances(q_len, k_len, offset, device)
@@ -292,20 +295,25 @@ class ShawRelativePositions(PositionalEncoding):
         return per_distance @ self.values.to(weights.dtype)  # (B, H, T, Dh)
 
 
-def build_positional(kind: str, d_model: int, n_heads: int, max_len: int) -> PositionalEncoding:
-    """The scheme named in `ModelConfig.positional`."""
+def build_positional(
+    kind: str, d_model: int, n_heads: int, max_len: int, key_dim: int | None = None
+) -> PositionalEncoding:
+    """The scheme named in `ModelConfig.positional`; `key_dim` is d_k when it is not
+    d_model / n_heads (`LayerConfig.d_k`)."""
+    head_dim = d_model // n_heads
+    key_dim = key_dim or head_dim
     if kind == "sinusoidal":
         return SinusoidalPositionalEncoding(d_model, max_len)
     if kind == "learned":
         return LearnedPositionalEncoding(d_model, max_len)
     if kind == "rope":
-        return RotaryPositionalEncoding(d_model // n_heads)
+        return RotaryPositionalEncoding(key_dim)  # rotates queries and keys
     if kind == "alibi":
         return ALiBiPositionalEncoding(n_heads)
     if kind == "t5":
         return T5RelativeBias(n_heads)
     if kind == "shaw":
-        return ShawRelativePositions(d_model // n_heads)
+        return ShawRelativePositions(key_dim, value_dim=head_dim)
     if kind == "none":  # NoPE: order only through the causal mask, if any
         return PositionalEncoding()
     raise ValueError(f"unknown positional encoding {kind!r}")

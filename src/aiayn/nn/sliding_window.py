@@ -218,11 +218,12 @@ class SlidingWindowAttention(MultiHeadAttention):
         dropout: float = 0.0,
         bias: bool = True,
         impl: Impl = "auto",
+        key_dim: int | None = None,
         *,
         window: int,
         causal: bool = False,
     ) -> None:
-        super().__init__(d_model, n_heads, dropout, bias, impl)
+        super().__init__(d_model, n_heads, dropout, bias, impl, key_dim)
         if isinstance(window, bool) or not isinstance(window, int):
             raise ValueError(f"window must be an int, got {window!r}")
         _check_window(window)
