@@ -1,5 +1,6 @@
 """Tiny random model directories of every family, as `aiayn attention` reads them (no training:
-the explorer shows whatever the weights are)."""
+the explorer shows whatever the weights are). Their queries are scaled up, so that attention is
+peaked, as in trained models, and its weights span many magnitudes, not all near 1/T."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from aiayn.models.encoder_decoder import EncoderDecoder
 from aiayn.models.encoder_only import EncoderOnly
 from aiayn.models.serialization import save_pretrained
 from aiayn.models.vision import VisionTransformer
+from aiayn.nn.attention import MultiHeadAttention
 from aiayn.tokenizers import TokenizerPair, train_bpe
 from aiayn.tokenizers.bert import train_bert_tokenizer_on_texts
 from aiayn.tokenizers.char import CharTokenizer
@@ -24,6 +26,16 @@ from aiayn.tokenizers.char import CharTokenizer
 LINES = ["ein kleiner Hund läuft", "zwei Männer spielen Fußball", "a small dog runs"] * 20
 TEXT = "a small dog runs"
 PAIR = "ein kleiner Hund"
+
+
+def peaked(model: torch.nn.Module, scale: float = 6.0) -> torch.nn.Module:
+    """`model` with every W_Q multiplied by `scale` (sharper softmax), in eval mode. GPT's,
+    BERT's and ViT's initialisation (N(0, 0.02²)) needs a larger scale than Xavier's."""
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, MultiHeadAttention):
+                module.w_q.weight.mul_(scale)
+    return model.eval()
 
 
 def translation_dir(root: Path) -> Path:
@@ -34,7 +46,7 @@ def translation_dir(root: Path) -> Path:
     )  # fmt: skip
     torch.manual_seed(0)
     directory = root / "translation"
-    save_pretrained(EncoderDecoder(cfg).eval(), directory)
+    save_pretrained(peaked(EncoderDecoder(cfg)), directory)
     tokenizers.save(directory)
     return directory
 
@@ -47,7 +59,7 @@ def lm_dir(root: Path) -> Path:
     )  # fmt: skip
     torch.manual_seed(0)
     directory = root / "lm"
-    save_pretrained(DecoderOnly(cfg).eval(), directory)
+    save_pretrained(peaked(DecoderOnly(cfg), 30.0), directory)
     tokenizer.save(directory)
     return directory
 
@@ -58,7 +70,7 @@ def bert_dir(root: Path) -> Path:
                             max_len=48, num_labels=2)  # fmt: skip
     torch.manual_seed(0)
     directory = root / "bert"
-    save_pretrained(EncoderOnly(cfg).eval(), directory)
+    save_pretrained(peaked(EncoderOnly(cfg), 60.0), directory)
     tokenizer.save(directory)
     save_labels(LabelSet(("no", "yes")), directory)
     return directory
@@ -72,7 +84,7 @@ def vision_dir(root: Path, mixer: str = "attention") -> Path:
     )  # fmt: skip
     torch.manual_seed(0)
     directory = root / ("vit" if mixer == "attention" else "poolformer")
-    save_pretrained(VisionTransformer(cfg).eval(), directory)
+    save_pretrained(peaked(VisionTransformer(cfg), 60.0), directory)
     Normalization(8, (0.5,), (0.25,)).save(directory)
     save_labels(LabelSet(("a", "b", "c")), directory)
     return directory
