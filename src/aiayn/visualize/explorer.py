@@ -113,7 +113,8 @@ def passes(model: nn.Module, inputs: tuple) -> tuple[Callable[[], object], Calla
         def maps() -> Maps:
             weights = model.encode(images, need_weights=True)[1]
             if model.config.mixer == "pooling":  # no attention: the pooling's fixed weights
-                return {"pooling": _pooling_maps(model)}
+                n = (images.shape[-1] // model.config.patch_size) ** 2  # tokens of this size
+                return {"pooling": _pooling_maps(model, n)}
             return {"self": weights}
 
         return lambda: model.encode(images), maps
@@ -155,14 +156,13 @@ def _block_outputs(model: nn.Module, run: Callable[[], object]) -> tuple[object,
             handle.remove()
 
 
-def _pooling_maps(model: VisionTransformer) -> list[Tensor]:
+def _pooling_maps(model: VisionTransformer, n: int) -> list[Tensor]:
     """PoolFormer's token mixing as a matrix: the mixer is linear and the same for every
     channel, so feeding it one-hot tokens reads its weights off. The block's pooling is
     AvgPool(x) − x; the identity is added back so the rows are the averaging weights.
 
-    Shape: -> [(1, 1, N, N)] per layer, N = grid².
+    Shape: -> [(1, 1, n, n)] per layer, n = tokens on the grid.
     """
-    n = model.config.grid**2
     weights = []
     for block in model.encoder.layers:
         mixer = block.self_attn
