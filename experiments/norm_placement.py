@@ -19,13 +19,16 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import torch
-import torch.nn.functional as F
-
 from aiayn.config import ModelConfig
 from aiayn.models.encoder_decoder import EncoderDecoder
 from experiments.common import cli, pyplot, save_figure, seed_everything
-from experiments.numbers import fresh_data, last_valid, small_model, train_numbers
+from experiments.numbers import (
+    ffn_gradients,
+    fresh_data,
+    last_valid,
+    small_model,
+    train_numbers,
+)
 
 LAYERS = 6
 
@@ -38,20 +41,7 @@ def gradients_at_init(norm_first: bool, seed: int, layers: int = LAYERS) -> dict
     """‖∂L/∂W_2‖ of each encoder and decoder layer's feed-forward, at initialisation, for a
     cross-entropy on random targets (the loss a first step sees), averaged over 5 batches."""
     seed_everything(seed)
-    model = EncoderDecoder(model_config(norm_first, layers)).train()
-    data = torch.Generator().manual_seed(seed)
-    sums = {"encoder": [0.0] * layers, "decoder": [0.0] * layers}
-    for _ in range(5):
-        src = torch.randint(4, 400, (32, 20), generator=data)  # (B, S)
-        tgt = torch.randint(4, 400, (32, 21), generator=data)  # (B, T+1)
-        logits = model(src, tgt[:, :-1])  # (B, T, V)
-        loss = F.cross_entropy(logits.flatten(0, 1), tgt[:, 1:].flatten())
-        model.zero_grad(set_to_none=True)
-        loss.backward()
-        for stack in sums:
-            for i, layer in enumerate(getattr(model, stack).layers):
-                sums[stack][i] += float(layer.ffn.w_2.weight.grad.norm()) / 5
-    return sums
+    return ffn_gradients(EncoderDecoder(model_config(norm_first, layers)), seed)
 
 
 def run(out: Path, seed: int, smoke: bool) -> dict[str, Any]:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -106,9 +107,16 @@ def repeated_token_batch(
 
 
 def train_repeat_finder(
-    scaled: bool, d_model: int, steps: int, seed: int, length: int = 24, vocab: int = 66
+    scaled: bool,
+    d_model: int,
+    steps: int,
+    seed: int,
+    length: int = 24,
+    vocab: int = 66,
+    alter: Callable[[EncoderOnly], None] | None = None,
 ) -> dict[str, Any]:
-    """Train a 2-layer, 1-head encoder to name the repeated token; accuracy on fresh batches."""
+    """Train a 2-layer, 1-head encoder to name the repeated token; accuracy on fresh batches.
+    `alter` changes the built model in place first (experiments.pooling_text: pooling)."""
     seed_everything(seed)
     cfg = presets.bert_tiny(vocab_size=vocab, n_layers=2, d_model=d_model, n_heads=1,
                             d_ff=2 * d_model, max_len=length + 1, num_labels=vocab - 2,
@@ -119,6 +127,8 @@ def train_repeat_finder(
         for block in model.encoder.layers:
             attn = block.self_attn
             attn.w_q = nn.Sequential(attn.w_q, _Times(math.sqrt(attn.head_dim)))
+    if alter is not None:
+        alter(model)
     data = torch.Generator().manual_seed(seed + 1)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.0)
     curve = []
@@ -136,15 +146,17 @@ def train_repeat_finder(
 
 
 @torch.no_grad()
-def _probe(model: EncoderOnly, seed: int, length: int, vocab: int) -> dict[str, float]:
+def _probe(model: EncoderOnly, seed: int, length: int, vocab: int) -> dict[str, float | None]:
     """Accuracy on 512 held-out sequences, and the first layer's mean attention entropy."""
     model.eval()
     ids, labels = repeated_token_batch(torch.Generator().manual_seed(seed + 99), 512, length,
                                        vocab)  # fmt: skip
     accuracy = float((model.classify(ids).argmax(-1) == labels).float().mean())
     _, _, weights = model.encode(ids, need_weights=True)  # [(B, H, T, T)] per layer
-    w = weights[0]
-    entropy = float((-(w * w.clamp_min(1e-30).log()).sum(-1) / math.log(w.shape[-1])).mean())
+    entropy = None  # a model without attention (a pooling mixer) has no weights
+    if weights:
+        w = weights[0]
+        entropy = float((-(w * w.clamp_min(1e-30).log()).sum(-1) / math.log(w.shape[-1])).mean())
     model.train()
     return {"accuracy": accuracy, "attention_entropy": entropy}
 

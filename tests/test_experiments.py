@@ -9,7 +9,21 @@ from pathlib import Path
 
 import pytest
 import torch
-from experiments import norm_placement, norms, positions, recurrence, sinusoid, sqrt_dk
+from experiments import (
+    additive,
+    decoding,
+    embedding_scale,
+    heads,
+    norm_placement,
+    norms,
+    pooling_text,
+    positions,
+    qk_tied,
+    recurrence,
+    residuals,
+    sinusoid,
+    sqrt_dk,
+)
 
 
 def test_sqrt_dk_smoke_writes_its_figures_and_plot(tmp_path):
@@ -141,3 +155,127 @@ def test_positions_smoke_trains_every_scheme_and_learned_stops_at_its_length(tmp
         assert losses[0] is not None and math.isfinite(losses[0])
         assert (losses[1] is None) == (kind == "learned")  # no learned vector past L
     assert (tmp_path / "positions.png").is_file()
+
+
+def test_qk_tied_smoke_and_tied_scores_are_symmetric_with_the_diagonal_on_top(tmp_path):
+    figures = qk_tied.main(["--smoke", "--out", str(tmp_path)])
+    v = figures["variants"]
+    assert v["tied"]["score_asymmetry"] < 1e-6 < 0.1 < v["separate"]["score_asymmetry"]
+    assert v["separate"]["parameters"] - v["tied"]["parameters"] == 4 * (128 * 128 + 128)
+    for self_weight, _, uniform in v["tied"]["at_init"]["encoder"]:
+        assert self_weight > 3 * uniform  # a Gram matrix's diagonal dominates its rows
+    assert (tmp_path / "qk_tied.png").is_file()
+
+
+def test_a_tied_projection_gives_a_positive_semidefinite_gram_matrix():
+    from aiayn.nn.attention import MultiHeadAttention
+
+    torch.manual_seed(0)
+    attn = MultiHeadAttention(16, 1)
+    attn.w_k = attn.w_q
+    x = torch.randn(7, 16)
+    scores = attn.w_q(x) @ attn.w_k(x).T  # (7, 7)
+    torch.testing.assert_close(scores, scores.T)
+    assert torch.linalg.eigvalsh(scores.double()).min() > -1e-6
+
+
+def test_additive_smoke_costs_more_memory_than_dot_product(tmp_path):
+    figures = additive.main(["--smoke", "--out", str(tmp_path)])
+    t = figures["training"]
+    assert t["additive"]["parameters"] - t["dot"]["parameters"] == 6 * 128  # one v per head
+    c = figures["cost"]
+    assert c["additive"][-1]["saved_mib"] > 2 * c["dot (math)"][-1]["saved_mib"]
+    assert (tmp_path / "additive.png").is_file()
+
+
+def test_make_additive_keeps_the_projections():
+    from experiments.numbers import small_model
+
+    from aiayn.models.encoder_decoder import EncoderDecoder
+    from aiayn.nn.additive_attention import AdditiveAttention
+
+    model = EncoderDecoder(small_model())
+    w_q = model.decoder.layers[0].cross_attn.w_q
+    additive.make_additive(model)
+    cross = model.decoder.layers[0].cross_attn
+    assert isinstance(cross, AdditiveAttention) and cross.w_q is w_q
+
+
+def test_heads_smoke_and_a_masked_head_changes_only_its_slice(tmp_path):
+    from aiayn.nn.attention import MultiHeadAttention
+
+    torch.manual_seed(0)
+    attn = MultiHeadAttention(8, 2).eval()
+    attn.w_o = torch.nn.Identity()  # see the merged heads themselves
+    x = torch.randn(1, 3, 8)
+    full, _ = attn(x)
+    with heads.HeadMask(attn, 1):
+        masked, _ = attn(x)
+    assert (masked[..., 4:] == 0).all()
+    torch.testing.assert_close(masked[..., :4], full[..., :4])
+    torch.testing.assert_close(attn(x)[0], full)  # the hook is gone after the block
+    figures = heads.main(["--smoke", "--out", str(tmp_path)])
+    assert all(0 <= d <= 1 for k in heads.KINDS for d in figures["trained"][k]["divergence"])
+    assert len(figures["pruning"]["heads"]["decoder_cross"][0]) == 4
+    assert (tmp_path / "heads.png").is_file()
+
+
+def test_head_divergence_is_zero_for_equal_heads_and_one_for_disjoint():
+    same = torch.softmax(torch.randn(1, 1, 3, 4), -1).repeat(1, 3, 1, 1)  # (1, 3 heads, 3, 4)
+    real = torch.ones(1, 3, dtype=torch.bool)
+    assert heads.head_divergence(same, real) < 1e-6
+    disjoint = torch.eye(2).reshape(1, 2, 1, 2)  # head 1 on key 1, head 2 on key 2
+    assert heads.head_divergence(disjoint, torch.ones(1, 1, dtype=torch.bool)) == pytest.approx(1)
+
+
+def test_embedding_scale_smoke_runs_the_grid(tmp_path):
+    figures = embedding_scale.main(["--smoke", "--out", str(tmp_path)])
+    runs = {(r["scale"], r["tie"]): r for r in figures["runs"]}
+    assert set(runs) == set(embedding_scale.GRID)
+    # N(0, 1/d) embeddings: norm ≈ 1 unscaled, √d scaled; the sinusoids have norm √(d/2)
+    assert runs[True, "all"]["token_to_position_init"] == pytest.approx(math.sqrt(2), rel=0.1)
+    assert runs[False, "all"]["token_to_position_init"] == pytest.approx(1 / 8, rel=0.1)
+    assert (tmp_path / "embedding_scale.png").is_file()
+
+
+def test_residuals_smoke_and_no_residual_drops_the_identity(tmp_path):
+    from aiayn.nn.residual import Residual
+
+    res, none = Residual(4, 0.0, False), residuals.NoResidual(4, 0.0, False)
+    x, y = torch.randn(2, 3, 4), torch.randn(2, 3, 4)
+    torch.testing.assert_close(none.after(x, y), res.norm(y))
+    torch.testing.assert_close(res.after(x, y), res.norm(x + y))
+    figures = residuals.main(["--smoke", "--out", str(tmp_path)])
+    g = figures["gradients_at_init"]
+    assert g["post-LN, without"]["output_cosine"] > g["post-LN, with"]["output_cosine"]
+    assert set(figures["training"]) == {"with", "without"}
+    assert (tmp_path / "residuals.png").is_file()
+
+
+def test_pooling_text_smoke_trains_both_mixers_on_both_tasks(tmp_path):
+    from aiayn.nn.pooling_mixer import PoolingMixer
+
+    figures = pooling_text.main(["--smoke", "--out", str(tmp_path)])
+    for task in ("repeat", "numbers"):
+        assert set(figures[task]) == set(pooling_text.MIXERS)
+    assert figures["repeat"]["pooling"]["final_entropy"] is None  # no attention weights
+    n = figures["numbers"]
+    assert n["attention"]["parameters"] - n["pooling"]["parameters"] == 2 * 4 * 128 * 129
+    assert isinstance(PoolingMixer(3, dims=1), PoolingMixer)
+    assert (tmp_path / "pooling_text.png").is_file()
+
+
+def test_decoding_diversity_measures():
+    assert decoding.distinct_2([[1, 2, 3], [1, 2, 4]]) == pytest.approx(3 / 4)
+    assert decoding.distinct_2([[5]]) == 0.0
+    s = decoding.score([[[1, 2], [1, 2]], [[3], [4]]], [[1, 2], [4]])
+    assert s == {"exact_match": 0.75, "any_correct": 1.0, "distinct_outputs": 1.5,
+                 "distinct_2": 0.25}  # fmt: skip
+
+
+def test_decoding_smoke_writes_every_strategy(tmp_path):
+    figures = decoding.main(["--smoke", "--out", str(tmp_path)])
+    assert set(figures["strategies"]) == {"greedy", "beam 4", *decoding.SAMPLERS}
+    for name in decoding.SAMPLERS:
+        assert 1 <= figures["strategies"][name]["distinct_outputs"] <= figures["samples"]
+    assert (tmp_path / "decoding.png").is_file()

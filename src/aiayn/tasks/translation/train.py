@@ -12,7 +12,10 @@ from typing import TYPE_CHECKING
 from aiayn.tasks.translation.config import TranslationConfig, higher_is_better
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from aiayn.config import ModelConfig
+    from aiayn.models.encoder_decoder import EncoderDecoder
     from aiayn.train.config import TrainConfig
     from aiayn.train.trainer import TrainResult
 
@@ -30,12 +33,15 @@ def train_translation(
     task_config: TranslationConfig | None = None,
     resume: bool = False,
     progress: bool | None = None,
+    alter: Callable[[EncoderDecoder], None] | None = None,
 ) -> TrainResult:
     """Everything `aiayn train` does: tokenizer, data, model, Trainer. Returns the TrainResult.
 
     `model_config` may leave the vocabulary sizes to the tokenizer: they are set from it.
     On `resume`, the tokenizer and model config saved in `out_dir` are reused. The run
     directory also gets `task_config.json` (beside the Trainer's `train_config.json`).
+    `alter`, when given, changes the freshly built model in place before training (the "why"
+    experiments: tie W_Q to W_K, swap an attention); the saved config does not record it.
     """
     import torch
 
@@ -79,6 +85,8 @@ def train_translation(
         model_config = model_config.replace(**sizes)
     torch.manual_seed(train_config.seed)  # the same initial weights for the same seed
     model = EncoderDecoder(model_config)
+    if alter is not None:
+        alter(model)
     task = TranslationTask(model, data, task_config, seed=train_config.seed)
     trainer = Trainer(
         model, task, train_config, out_dir, progress=progress, d_model=model_config.d_model
