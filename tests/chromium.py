@@ -56,6 +56,7 @@ class Chromium:
         process = subprocess.Popen(
             [binary, "--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run",
              "--no-default-browser-check", "--disable-extensions", "--mute-audio",
+             "--disable-dev-shm-usage",  # containers often have a tiny /dev/shm
              "--remote-debugging-pipe", f"--user-data-dir={tmp.name}",
              f"--window-size={width},{height}", "about:blank"],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
