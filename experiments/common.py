@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-Run = Callable[[Path, int, bool], dict[str, Any]]
+Run = Callable[..., dict[str, Any]]  # run(out, seed, smoke, **options) -> figures
 
 
 def seed_everything(seed: int) -> torch.Generator:
@@ -55,8 +55,16 @@ def save_figure(fig: Any, path: Path, grid: bool = True) -> None:
     pyplot().close(fig)
 
 
-def cli(name: str, doc: str, run: Run) -> Callable[[list[str] | None], dict[str, Any]]:
-    """The `main` of an experiment: parse --out/--seed/--smoke, run, write `name.json`."""
+def cli(
+    name: str,
+    doc: str,
+    run: Run,
+    options: Callable[[argparse.ArgumentParser], None] | None = None,
+) -> Callable[[list[str] | None], dict[str, Any]]:
+    """The `main` of an experiment: parse --out/--seed/--smoke, run, write `name.json`.
+
+    `options` adds an experiment's own flags; their values reach `run` as keyword arguments
+    (`--data DIR` → `run(out, seed, smoke, data=DIR)`)."""
 
     def main(argv: list[str] | None = None) -> dict[str, Any]:
         p = argparse.ArgumentParser(
@@ -76,9 +84,12 @@ def cli(name: str, doc: str, run: Run) -> Callable[[list[str] | None], dict[str,
             action="store_true",
             help="a seconds-long version that checks the code path, not the answer",
         )
-        args = p.parse_args(argv)
+        if options is not None:
+            options(p)
+        extra = vars(p.parse_args(argv))
+        args = argparse.Namespace(**{k: extra.pop(k) for k in ("out", "seed", "smoke")})
         start = time.perf_counter()
-        figures = run(args.out, args.seed, args.smoke)
+        figures = run(args.out, args.seed, args.smoke, **extra)
         figures["meta"] = {
             "seed": args.seed,
             "smoke": args.smoke,
