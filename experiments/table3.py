@@ -6,8 +6,8 @@ and do they move them the way the paper's did? (QUESTIONS.md 1, 6, 17, 21, 22)
 Each row trains one variant of a small base model on Multi30k En→De for the same budget
 (`--steps` optimiser steps of ≤ 4,096 tokens, cosine schedule, seed 0; `experiments.mt`) and
 reports validation BLEU (greedy) and per-token perplexity, beside the paper's newstest2013
-figures for the row it scales down. Our base is the paper's halved in width and a third in
-depth: N = 2, d_model = 256, d_ff = 1,024, h = 8, d_k = d_v = 32, P_drop = 0.1, ε_ls = 0.1.
+figures for the row it scales down. Our base is the paper's a quarter in width and a third in
+depth: N = 2, d_model = 128, d_ff = 512, h = 8, d_k = d_v = 16, P_drop = 0.1, ε_ls = 0.1.
 
   (A) heads and d_k at fixed compute: h = 1, 4, 16, 32 with d_k = d_v = d_model / h;
       and how different the heads' attention is (mean pairwise Jensen–Shannon divergence);
@@ -41,7 +41,7 @@ from experiments.heads import head_maps
 from experiments.mt import DEFAULT_DATA, check_data, small_smoke_data, train_multi30k
 from experiments.numbers import teacher_batch
 
-BASE = dict(d_model=256, n_heads=8, d_ff=1024, n_encoder_layers=2, n_decoder_layers=2,
+BASE = dict(d_model=128, n_heads=8, d_ff=512, n_encoder_layers=2, n_decoder_layers=2,
             dropout=0.1, max_len=128)  # fmt: skip
 SMOKE_BASE = dict(d_model=64, n_heads=8, d_ff=64, n_encoder_layers=1, n_decoder_layers=1,
                   dropout=0.1, max_len=64)  # fmt: skip
@@ -63,22 +63,22 @@ class Row:
 
 
 ROWS = [
-    Row("base", "base", "N 2, d_model 256, d_ff 1024, h 8, d_k 32", "N 6, 512, 2048, h 8, d_k 64",
+    Row("base", "base", "N 2, d_model 128, d_ff 512, h 8, d_k 16", "N 6, 512, 2048, h 8, d_k 64",
         4.92, 25.8),
-    Row("A", "heads1", "h 1, d_k = d_v 256", "h 1, d_k = d_v 512", 5.29, 24.9, {"n_heads": 1}),
-    Row("A", "heads4", "h 4, d_k = d_v 64", "h 4, d_k = d_v 128", 5.00, 25.5, {"n_heads": 4}),
-    Row("A", "heads16", "h 16, d_k = d_v 16", "h 16, d_k = d_v 32", 4.91, 25.8, {"n_heads": 16}),
-    Row("A", "heads32", "h 32, d_k = d_v 8", "h 32, d_k = d_v 16", 5.01, 25.4, {"n_heads": 32}),
-    Row("B", "dk16", "d_k 16", "d_k 32", 5.01, 25.4, {"d_k": 16}),
-    Row("B", "dk8", "d_k 8", "d_k 16", 5.16, 25.1, {"d_k": 8}),
+    Row("A", "heads1", "h 1, d_k = d_v 128", "h 1, d_k = d_v 512", 5.29, 24.9, {"n_heads": 1}),
+    Row("A", "heads4", "h 4, d_k = d_v 32", "h 4, d_k = d_v 128", 5.00, 25.5, {"n_heads": 4}),
+    Row("A", "heads16", "h 16, d_k = d_v 8", "h 16, d_k = d_v 32", 4.91, 25.8, {"n_heads": 16}),
+    Row("A", "heads32", "h 32, d_k = d_v 4", "h 32, d_k = d_v 16", 5.01, 25.4, {"n_heads": 32}),
+    Row("B", "dk8", "d_k 8", "d_k 32", 5.01, 25.4, {"d_k": 8}),
+    Row("B", "dk4", "d_k 4", "d_k 16", 5.16, 25.1, {"d_k": 4}),
     Row("C", "layers1", "N 1", "N 2", 6.11, 23.7, {"n_encoder_layers": 1, "n_decoder_layers": 1}),
     Row("C", "layers4", "N 4", "N 8", 4.88, 25.5, {"n_encoder_layers": 4, "n_decoder_layers": 4}),
-    Row("C", "width128", "d_model 128 (d_k 16)", "d_model 256 (d_k 32)", 5.75, 24.5,
-        {"d_model": 128}),
-    Row("C", "width512", "d_model 512 (d_k 64)", "d_model 1024 (d_k 128)", 4.66, 26.0,
-        {"d_model": 512}),
-    Row("C", "ff512", "d_ff 512", "d_ff 1024", 5.12, 25.4, {"d_ff": 512}),
-    Row("C", "ff2048", "d_ff 2048", "d_ff 4096", 4.75, 26.2, {"d_ff": 2048}),
+    Row("C", "width64", "d_model 64 (d_k 8)", "d_model 256 (d_k 32)", 5.75, 24.5,
+        {"d_model": 64}),
+    Row("C", "width256", "d_model 256 (d_k 32)", "d_model 1024 (d_k 128)", 4.66, 26.0,
+        {"d_model": 256}),
+    Row("C", "ff256", "d_ff 256", "d_ff 1024", 5.12, 25.4, {"d_ff": 256}),
+    Row("C", "ff1024", "d_ff 1024", "d_ff 4096", 4.75, 26.2, {"d_ff": 1024}),
     Row("D", "dropout0", "P_drop 0.0", "P_drop 0.0", 5.77, 24.6, {"dropout": 0.0}),
     Row("D", "dropout2", "P_drop 0.2", "P_drop 0.2", 4.95, 25.5, {"dropout": 0.2}),
     Row("D", "smoothing0", "ε_ls 0.0", "ε_ls 0.0", 4.67, 25.3, {"label_smoothing": 0.0}),
@@ -86,7 +86,7 @@ ROWS = [
     Row("E", "learned", "learned positions", "learned positions", 4.92, 25.7,
         {"positional": "learned"}),
 ]  # fmt: skip
-SMOKE_ROWS = ("base", "heads4", "dk8", "layers1", "smoothing0", "learned")
+SMOKE_ROWS = ("base", "heads4", "dk4", "layers1", "smoothing0", "learned")
 
 
 def direction(change: float, band: float) -> int:
@@ -280,7 +280,7 @@ def options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--steps", type=int, default=None,
                    help=f"optimiser steps per row (default: {STEPS})")  # fmt: skip
     p.add_argument("--only", nargs="+", metavar="ROW",
-                   help="train these rows only (e.g. base heads1 dk8); the table then shows "
+                   help="train these rows only (e.g. base heads1 dk4); the table then shows "
                         "every row whose run is complete")  # fmt: skip
 
 
