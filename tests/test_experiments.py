@@ -23,6 +23,7 @@ from experiments import (
     residuals,
     sinusoid,
     sqrt_dk,
+    subwords,
 )
 
 
@@ -279,3 +280,32 @@ def test_decoding_smoke_writes_every_strategy(tmp_path):
     for name in decoding.SAMPLERS:
         assert 1 <= figures["strategies"][name]["distinct_outputs"] <= figures["samples"]
     assert (tmp_path / "decoding.png").is_file()
+
+
+def test_subword_measures_on_a_tiny_corpus():
+    lines = ["the cat sat on the mat", "a dog sat on a log", "the cat and the dog"] * 20
+    for make in (subwords.byte_level, subwords.char_level):
+        for kind in subwords.KINDS:
+            m = subwords.measure(make(kind)(lines, 600), ["the cat sat", "a dog ran"])
+            assert m["tokens_per_sentence"] >= 3 and 0 <= m["single_char_share"] <= 1
+    char = subwords.measure(subwords.char_level("bpe")(lines, 600), ["the ü cat"])
+    assert char["unk_share"] > 0  # "ü" never seen: unknown without a byte fallback
+    byte = subwords.measure(subwords.byte_level("bpe")(lines, 600), ["the ü cat"])
+    assert byte["unk_share"] == 0
+
+
+MULTI30K = Path(__file__).resolve().parents[2] / "shared/data/multi30k/train.en.gz"
+
+
+@pytest.mark.skipif(not MULTI30K.is_file(), reason="needs ../shared/data (Multi30k)")
+def test_subwords_smoke_measures_every_model_and_bigger_vocabularies_shorten(tmp_path):
+    figures = subwords.main(["--smoke", "--out", str(tmp_path)])
+    rows = figures["results"]
+    assert len(rows) == len(subwords.LANGS) * 2 * len(subwords.KINDS) * len(figures["sizes"])
+    for lang in subwords.LANGS:
+        for kind in subwords.KINDS:
+            by_size = [r["tokens_per_sentence"] for r in rows
+                       if (r["lang"], r["level"], r["kind"]) == (lang, "byte", kind)]  # fmt: skip
+            assert by_size == sorted(by_size, reverse=True)
+    assert all(r["unk_share"] == 0 for r in rows if r["level"] == "byte")
+    assert (tmp_path / "subwords.png").is_file()
