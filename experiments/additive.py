@@ -1,6 +1,6 @@
 """Why a dot product and not additive (Bahdanau) attention? (QUESTIONS.md 3)
 
-    python -m experiments.additive --out docs/why     # ~5 minutes on 1 of 2 CPU cores
+    python -m experiments.additive --out docs/why     # 11 minutes on 1 of 2 shared CPU cores
 
 1. Quality at equal size: the same encoder-decoder (2+2 layers, d_model 128, 4 heads) trained
    on the number-words task for the same steps, every attention (encoder self, decoder self,
@@ -32,6 +32,7 @@ from experiments.numbers import (
     read_split,
     small_model,
     trained_model,
+    valid_loss_panel,
 )
 
 KINDS = ("dot (math)", "dot (SDPA)", "additive")
@@ -123,18 +124,15 @@ def run(out: Path, seed: int, smoke: bool) -> dict[str, Any]:
 def plot(figures: dict[str, Any], path: Path) -> None:
     plt = pyplot()
     fig, axes = plt.subplots(1, 3, figsize=(15, 4))
-    ax = axes[0]
-    for kind, style in (("dot", "o-"), ("additive", "s-")):
-        curve = figures["training"][kind]["valid"]
-        ax.plot([c["step"] for c in curve], [c["loss"] for c in curve], style, label=kind)
-    ax.set(xlabel="step", ylabel="validation loss (nats/token)", title="number words, equal size")
-    ax.legend()
+    valid_loss_panel(axes[0], figures["training"], "number words, equal size")
     c = figures["cost"]
     for ax, key, label in ((axes[1], "ms", "ms per forward + backward"),
                            (axes[2], "saved_mib", "MiB saved for the backward")):  # fmt: skip
         for kind, style in zip(KINDS, ("o-", "^-", "s-"), strict=True):
             ax.loglog(c["lengths"], [r[key] for r in c[kind]], style, label=kind)
         ax.set(xlabel="sequence length T", ylabel=label, title="one layer, B=4, D=128, H=4")
+        ax.minorticks_off()
+        ax.set_xticks(c["lengths"], [str(n) for n in c["lengths"]])
         ax.legend()
     save_figure(fig, path)
 

@@ -33,6 +33,7 @@ from experiments.numbers import (
     read_split,
     small_model,
     trained_model,
+    valid_loss_panel,
 )
 
 GRID = [(scale, tie) for scale in (True, False) for tie in ("all", "none")]
@@ -97,14 +98,8 @@ def run(out: Path, seed: int, smoke: bool) -> dict[str, Any]:
 def plot(figures: dict[str, Any], path: Path) -> None:
     plt = pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-    ax = axes[0]
-    for r, style in zip(figures["runs"], ("o-", "s-", "o--", "s--"), strict=True):
-        curve = r["valid"]
-        ax.plot([c["step"] for c in curve], [c["loss"] for c in curve], style,
-                label=name(r["scale"], r["tie"]))  # fmt: skip
-    ax.set(xlabel="step", ylabel="validation loss (nats/token)", yscale="log",
-           title="embedding scale × tying")  # fmt: skip
-    ax.legend()
+    runs = {name(r["scale"], r["tie"]): r for r in figures["runs"]}
+    valid_loss_panel(axes[0], runs, "embedding scale × tying")
     ax = axes[1]
     labels = [name(r["scale"], r["tie"]) for r in figures["runs"]]
     xs = range(len(labels))

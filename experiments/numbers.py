@@ -137,3 +137,13 @@ def ffn_gradients(model: EncoderDecoder, seed: int, batches: int = 5) -> dict[st
             for i, layer in enumerate(getattr(model, stack).layers):
                 sums[stack][i] += float(layer.ffn.w_2.weight.grad.norm()) / batches
     return sums
+
+
+def valid_loss_panel(ax: Any, runs: dict[str, dict[str, Any]], title: str,
+                     styles: tuple[str, ...] = ("o-", "s--", "^-", "v--")) -> None:  # fmt: skip
+    """Plot each run's validation loss curve on `ax` (log scale), labelled by its key."""
+    for (label, run), style in zip(runs.items(), styles, strict=False):
+        steps, losses = [v["step"] for v in run["valid"]], [v["loss"] for v in run["valid"]]
+        ax.plot(steps, losses, style, label=label)
+    ax.set(xlabel="step", ylabel="validation loss (nats/token)", yscale="log", title=title)
+    ax.legend(fontsize=8)

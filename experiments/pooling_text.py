@@ -32,6 +32,7 @@ from experiments.numbers import (
     read_split,
     small_model,
     trained_model,
+    valid_loss_panel,
 )
 from experiments.sqrt_dk import train_repeat_finder
 
@@ -87,14 +88,8 @@ def plot(figures: dict[str, Any], path: Path) -> None:
     ax.set(xlabel="step", ylabel="held-out accuracy", title="find the repeated token (24 tokens)",
            ylim=(0, 1.02))  # fmt: skip
     ax.legend()
-    ax = axes[1]
-    for mixer, style in zip(MIXERS, ("o-", "s--"), strict=True):
-        curve = figures["numbers"][mixer]["valid"]
-        ax.plot([c["step"] for c in curve], [c["loss"] for c in curve], style,
-                label=f"{mixer} encoder")  # fmt: skip
-    ax.set(xlabel="step", ylabel="validation loss (nats/token)", yscale="log",
-           title="number words (decoder keeps attention)")  # fmt: skip
-    ax.legend()
+    runs = {f"{mixer} encoder": run for mixer, run in figures["numbers"].items()}
+    valid_loss_panel(axes[1], runs, "number words (decoder keeps attention)")
     save_figure(fig, path)
 
 

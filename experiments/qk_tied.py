@@ -34,6 +34,7 @@ from experiments.numbers import (
     small_model,
     teacher_batch,
     trained_model,
+    valid_loss_panel,
 )
 
 VARIANTS = ("separate", "tied")
@@ -136,12 +137,7 @@ def plot(figures: dict[str, Any], path: Path) -> None:
     plt = pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     v = figures["variants"]
-    ax = axes[0]
-    for variant, style in zip(VARIANTS, ("o-", "s-"), strict=True):
-        curve = v[variant]["valid"]
-        ax.plot([c["step"] for c in curve], [c["loss"] for c in curve], style, label=variant)
-    ax.set(xlabel="step", ylabel="validation loss (nats/token)", title="W_Q, W_K separate or tied")
-    ax.legend()
+    valid_loss_panel(axes[0], {k: v[k] for k in VARIANTS}, "W_Q, W_K separate or tied")
     ax = axes[1]
     labels, width = [], 0.2
     bars = [(var, when) for var in VARIANTS for when in ("at_init", "trained")]

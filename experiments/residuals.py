@@ -33,6 +33,7 @@ from experiments.numbers import (
     read_split,
     small_model,
     trained_model,
+    valid_loss_panel,
 )
 
 
@@ -128,14 +129,8 @@ def plot(figures: dict[str, Any], path: Path) -> None:
         ax.set(xlabel="layer (1 = bottom)", ylabel="‖∂L/∂W_2‖ at initialisation",
                title=f"{stack}: gradient by depth")  # fmt: skip
         ax.legend(fontsize=8)
-    ax = axes[2]
-    for key, style in (("with", "o-"), ("without", "s--")):
-        curve = figures["training"][key]["valid"]
-        ax.plot([c["step"] for c in curve], [c["loss"] for c in curve], style,
-                label=f"{key} residuals")  # fmt: skip
-    ax.set(xlabel="step", ylabel="validation loss (nats/token)", yscale="log",
-           title="number words, post-LN")  # fmt: skip
-    ax.legend()
+    runs = {f"{key} residuals": run for key, run in figures["training"].items()}
+    valid_loss_panel(axes[2], runs, "number words, post-LN")
     save_figure(fig, path)
 
 
