@@ -1,6 +1,6 @@
 """Do heads cover different subspaces? What do attention maps not show? (QUESTIONS.md 9, 35)
 
-    python -m experiments.heads --out docs/why     # ~4 minutes on 1 of 2 CPU cores
+    python -m experiments.heads --out docs/why     # 4.6 minutes on 1 of 2 shared CPU cores
 
 On an encoder-decoder (2+2 layers, d_model 128, 4 heads) trained on the number-words task:
 
@@ -209,7 +209,9 @@ def plot(figures: dict[str, Any], path: Path) -> None:
     image = ax.imshow(grid, cmap="Reds", aspect="auto", vmin=0)
     for r, row in enumerate(grid):
         for c, value in enumerate(row):
-            ax.text(c, r, f"{value:.1f}", ha="center", va="center", fontsize=8)
+            dark = value > 0.5 * max(max(row) for row in grid)
+            ax.text(c, r, f"{value:.1f}", ha="center", va="center", fontsize=8,
+                    color="white" if dark else "black")  # fmt: skip
     ax.set_yticks(range(len(names)), names)
     ax.set_xticks(range(len(grid[0])), [f"head {h + 1}" for h in range(len(grid[0]))])
     ax.set_title("exact-match points lost, one head removed")
