@@ -26,7 +26,7 @@ from aiayn.config import DecoderOnlyConfig, LayerConfig
 from aiayn.generator import load_language_model
 from aiayn.tasks.lm import LMConfig, train_lm
 from aiayn.train.config import TrainConfig
-from experiments.common import pyplot, save_figure, seed_everything, write_figures
+from experiments.common import cli, pyplot, save_figure, seed_everything
 
 SCHEMES = ["sinusoidal", "learned", "rope", "alibi", "t5", "shaw", "none"]
 TRAIN_LEN = 64
@@ -54,9 +54,26 @@ def window_loss(run: Path, text: str, length: int, windows: int) -> float | None
     return float(F.cross_entropy(logits.flatten(0, 1), batch[:, 1:].flatten()))
 
 
-def run(text_path: Path, out: Path, seed: int, smoke: bool) -> dict[str, Any]:
+def plain_text(text: Path | None, out: Path) -> Path:
+    """`text` as a plain-text file: downloaded when None, decompressed when gzipped."""
+    if text is None:
+        from aiayn.data.shakespeare import download_shakespeare
+
+        return download_shakespeare(out / "data")
+    if text.suffix != ".gz":
+        return text
+    import gzip
+
+    plain = out / "positions_runs" / "input.txt"
+    plain.parent.mkdir(parents=True, exist_ok=True)
+    with gzip.open(text, "rt", encoding="utf-8") as f:
+        plain.write_text(f.read(), encoding="utf-8")
+    return plain
+
+
+def run(out: Path, seed: int, smoke: bool, text: Path | None) -> dict[str, Any]:
     seed_everything(seed)
-    text = text_path.read_text(encoding="utf-8")
+    source, text = str(text), plain_text(text, out).read_text(encoding="utf-8")
     if smoke:
         text = text[:100_000]  # a tenth: the code path, fast
     cut = int(len(text) * 0.9)
@@ -65,8 +82,8 @@ def run(text_path: Path, out: Path, seed: int, smoke: bool) -> dict[str, Any]:
     (runs / "train.txt").write_text(text[:cut], encoding="utf-8")
     (runs / "valid.txt").write_text(text[cut:], encoding="utf-8")
     steps, lengths = (4, [TRAIN_LEN, 2 * TRAIN_LEN]) if smoke else (1500, [64, 128, 256])
-    figures: dict[str, Any] = {"train_len": TRAIN_LEN, "steps": steps, "lengths": lengths,
-                               "loss": {}, "params": {}}  # fmt: skip
+    figures: dict[str, Any] = {"text": source, "train_len": TRAIN_LEN, "steps": steps,
+                               "lengths": lengths, "loss": {}, "params": {}}  # fmt: skip
     for kind in SCHEMES:
         run_dir = runs / kind
         config = TrainConfig(
@@ -113,31 +130,11 @@ def plot(figures: dict[str, Any], path: Path) -> None:
     save_figure(fig, path)
 
 
-def main(argv: list[str] | None = None) -> dict[str, Any]:
-    p = argparse.ArgumentParser(prog="python -m experiments.positions", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
-    p.add_argument("--out", type=Path, default=Path("runs") / "why")
+def options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--text", type=Path, help="Tiny Shakespeare's input.txt (default: download)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--smoke", action="store_true", help="seconds: checks the code path only")
-    args = p.parse_args(argv)
-    text = args.text
-    if text is None:
-        from aiayn.data.shakespeare import download_shakespeare
 
-        text = download_shakespeare(args.out / "data")
-    if text.suffix == ".gz":
-        import gzip
 
-        plain = args.out / "positions_runs" / "input.txt"
-        plain.parent.mkdir(parents=True, exist_ok=True)
-        with gzip.open(text, "rt", encoding="utf-8") as f:
-            plain.write_text(f.read(), encoding="utf-8")
-        text = plain
-    figures = run(text, args.out, args.seed, args.smoke)
-    figures["meta"] = {"seed": args.seed, "smoke": args.smoke, "text": str(args.text)}
-    print(f"positions: figures in {write_figures(args.out, 'positions', figures)}")
-    return figures
+main = cli("positions", __doc__, run, options)
 
 
 if __name__ == "__main__":

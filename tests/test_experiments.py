@@ -309,3 +309,38 @@ def test_subwords_smoke_measures_every_model_and_bigger_vocabularies_shorten(tmp
             assert by_size == sorted(by_size, reverse=True)
     assert all(r["unk_share"] == 0 for r in rows if r["level"] == "byte")
     assert (tmp_path / "subwords.png").is_file()
+
+
+def test_batching_smoke_plans_every_way_and_a_missing_folder_is_one_line(tmp_path):
+    from experiments import batching
+
+    figures = batching.main(["--smoke", "--out", str(tmp_path)])
+    assert set(figures["plans"]) == set(batching.PLANS)
+    total = sum(figures["plans"]["tokens, bucketed"]["target_tokens"])
+    for row in figures["plans"].values():
+        assert sum(row["target_tokens"]) == total  # every plan batches every pair once
+        assert row["target_tokens_per_s"] > 0
+    assert (tmp_path / "batching.png").is_file()
+    with pytest.raises(SystemExit, match="aiayn data multi30k"):
+        batching.main(["--data", str(tmp_path / "nowhere"), "--out", str(tmp_path)])
+
+
+def test_batching_bucketed_pads_least_and_fixed_sentence_batches_most():
+    """On skewed lengths (log-normal, 3–120 tokens) at one budget: sorting by length leaves
+    the least padding, token batches in random order more, fixed sentence batches as many per
+    epoch as the bucketed plan's the most; only a fixed B sized for the longest pair and the
+    token plans keep every batch within the budget."""
+    import numpy as np
+    from experiments import batching
+
+    rng = np.random.default_rng(0)
+    src = np.clip(rng.lognormal(3.0, 0.6, 4000), 3, 120).astype(int)
+    lengths = np.stack([src, np.clip(src + rng.integers(-3, 4, 4000), 2, 121)], axis=1)
+    plans = batching.make_plans(lengths, 2048, seed=0)
+    pad = {k: batching.measure(p, lengths, 2048)["padding_fraction"] for k, p in plans.items()}
+    assert pad["tokens, bucketed"] < 0.1
+    assert pad["tokens, bucketed"] < pad["tokens, random order"] < pad["sentences"]
+    for name, plan in plans.items():
+        assert sorted(plan.indices.tolist()) == list(range(4000))  # every pair once
+        fits = batching.measure(plan, lengths, 2048)["max_cost"] <= 2048
+        assert fits == (name != "sentences")
