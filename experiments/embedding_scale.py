@@ -1,7 +1,7 @@
 """Why multiply the embeddings by √d_model — and does it matter with or without tying?
 (QUESTIONS.md 10)
 
-    python -m experiments.embedding_scale --out docs/why     # ~9 minutes on 1 of 2 CPU cores
+    python -m experiments.embedding_scale --out docs/why     # 13.4 minutes on 1 of 2 shared cores
 
 The same encoder-decoder (2+2 layers, d_model 128, 4 heads, sinusoidal positions) trained on
 the number-words task for the same steps, in the four corners of the grid
@@ -109,7 +109,7 @@ def plot(figures: dict[str, Any], path: Path) -> None:
            0.4, label="trained")  # fmt: skip
     ax.axhline(1.0, color="k", lw=0.8)
     ax.set_xticks(list(xs), labels, fontsize=8)
-    ax.set(ylabel="‖token vector‖ / ‖positional vector‖", yscale="log",
+    ax.set(ylabel="‖token vector‖ / ‖positional vector‖",
            title="who dominates the first layer's input")  # fmt: skip
     ax.legend()
     save_figure(fig, path)
