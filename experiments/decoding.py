@@ -31,7 +31,7 @@ from aiayn.decode.sampling import Sampler, SamplingConfig
 from aiayn.models.encoder_decoder import EncoderDecoder
 from aiayn.tokenizers import TokenizerPair
 from experiments.common import cli, pyplot, save_figure, seed_everything
-from experiments.numbers import fresh_data, read_split, small_model, trained_model
+from experiments.numbers import trained_baseline
 
 SAMPLES = 10
 SAMPLERS = {
@@ -116,10 +116,7 @@ def decode_all(model: EncoderDecoder, tokenizers: TokenizerPair, src: list[str],
 def run(out: Path, seed: int, smoke: bool) -> dict[str, Any]:
     seed_everything(seed)
     steps = 6 if smoke else 400
-    runs = out / "decoding_runs"
-    data = fresh_data(runs, smoke, seed)
-    src, ref = read_split(data, "valid")
-    model, tokenizers, curve = trained_model(data, runs / "model", small_model(), steps, seed)
+    model, tokenizers, curve, src, ref = trained_baseline(out / "decoding_runs", smoke, seed, steps)
     samples = 3 if smoke else SAMPLES
     figures: dict[str, Any] = {
         "steps": steps,

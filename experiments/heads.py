@@ -28,15 +28,7 @@ from torch import Tensor
 from aiayn.models.encoder_decoder import EncoderDecoder
 from aiayn.nn.attention import MultiHeadAttention
 from experiments.common import cli, pyplot, save_figure, seed_everything
-from experiments.numbers import (
-    batch_loss,
-    fresh_data,
-    greedy_exact_match,
-    read_split,
-    small_model,
-    teacher_batch,
-    trained_model,
-)
+from experiments.numbers import batch_loss, greedy_exact_match, teacher_batch, trained_baseline
 
 KINDS = ("encoder_self", "decoder_self", "decoder_cross")
 
@@ -130,10 +122,7 @@ def pruning(model: EncoderDecoder, tokenizers: Any, src: list[str], ref: list[st
 def run(out: Path, seed: int, smoke: bool) -> dict[str, Any]:
     seed_everything(seed)
     steps = 6 if smoke else 400
-    runs = out / "heads_runs"
-    data = fresh_data(runs, smoke, seed)
-    src, ref = read_split(data, "valid")
-    model, tokenizers, curve = trained_model(data, runs / "model", small_model(), steps, seed)
+    model, tokenizers, curve, src, ref = trained_baseline(out / "heads_runs", smoke, seed, steps)
     batch = teacher_batch(tokenizers, src[:200], ref[:200])
     seed_everything(seed)  # the weights training started from
     fresh = EncoderDecoder(model.config).eval()

@@ -147,3 +147,13 @@ def valid_loss_panel(ax: Any, runs: dict[str, dict[str, Any]], title: str,
         ax.plot(steps, losses, style, label=label)
     ax.set(xlabel="step", ylabel="validation loss (nats/token)", yscale="log", title=title)
     ax.legend(fontsize=8)
+
+
+def trained_baseline(runs: Path, smoke: bool, seed: int, steps: int) -> tuple[
+    EncoderDecoder, TokenizerPair, dict[str, Any], list[str], list[str]
+]:  # fmt: skip
+    """Fresh splits in `runs`, the small model trained on them for `steps` steps (in
+    `runs/model`), its tokenizers and curve, and the validation sources and references."""
+    data = fresh_data(runs, smoke, seed)
+    model, tokenizers, curve = trained_model(data, runs / "model", small_model(), steps, seed)
+    return model, tokenizers, curve, *read_split(data, "valid")
