@@ -1,6 +1,6 @@
 """How is the Transformer used to generate: what do the decoding strategies do? (QUESTIONS.md 31)
 
-    python -m experiments.decoding --out docs/why     # ~6 minutes on 1 of 2 CPU cores
+    python -m experiments.decoding --out docs/why     # 6.5 minutes on 1 of 2 shared CPU cores
 
 One encoder-decoder (2+2 layers, d_model 128) trained on the number-words task (English
 number words to German: exactly one correct output per input, unseen test numbers), then
@@ -155,10 +155,10 @@ def plot(figures: dict[str, Any], path: Path) -> None:
     ax.set(ylabel="% of validation numbers", title="quality")
     ax.legend(fontsize=8)
     ax = axes[1]
-    for n in names:
-        ax.scatter(s[n]["distinct_outputs"], 100 * s[n]["exact_match"])
-        ax.annotate(n, (s[n]["distinct_outputs"], 100 * s[n]["exact_match"]), fontsize=8,
-                    xytext=(4, 4), textcoords="offset points")  # fmt: skip
+    for n, marker in zip(names, "o^sDvP*", strict=False):
+        ax.scatter(s[n]["distinct_outputs"], 100 * s[n]["exact_match"], marker=marker, s=60,
+                   label=n, alpha=0.8)  # fmt: skip
+    ax.legend(fontsize=8)
     ax.set(xlabel=f"distinct outputs among {figures['samples']} per source",
            ylabel="exact match per output (%)", title="quality vs diversity")  # fmt: skip
     save_figure(fig, path)
