@@ -20,6 +20,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,9 @@ from torch import Tensor, nn
 from aiayn.models import presets
 from aiayn.models.encoder_only import EncoderOnly
 from experiments.common import cli, pyplot, save_figure, seed_everything
+
+#: A task: (generator, batch size) -> ids (B, T) with a leading [CLS], labels (B,).
+Batches = Callable[[torch.Generator, int], tuple[Tensor, Tensor]]
 
 DIMS = [16, 32, 64, 128, 256, 512, 1024]
 KEYS = 32  # keys each query attends over in measurement 2
@@ -114,13 +118,21 @@ def train_repeat_finder(
     length: int = 24,
     vocab: int = 66,
     alter: Callable[[EncoderOnly], None] | None = None,
+    batches: Batches | None = None,
+    num_labels: int | None = None,
 ) -> dict[str, Any]:
     """Train a 2-layer, 1-head encoder to name the repeated token; accuracy on fresh batches.
-    `alter` changes the built model in place first (experiments.pooling_text: pooling)."""
+
+    For experiments.pooling_text: `alter` changes the built model in place first (pooling),
+    and `batches` (generator, size) -> ids (size, length + 1), labels (size,) sets another
+    task of `num_labels` classes over the same vocabulary."""
+    if batches is None:
+        batches = partial(repeated_token_batch, length=length, vocab=vocab)
     seed_everything(seed)
     cfg = presets.bert_tiny(vocab_size=vocab, n_layers=2, d_model=d_model, n_heads=1,
-                            d_ff=2 * d_model, max_len=length + 1, num_labels=vocab - 2,
-                            pooling="mean", type_vocab_size=0)  # fmt: skip
+                            d_ff=2 * d_model, max_len=length + 1,
+                            num_labels=num_labels or vocab - 2, pooling="mean",
+                            type_vocab_size=0)  # fmt: skip
     cfg = cfg.replace(layer=dataclasses.replace(cfg.layer, dropout=0.0, attention_dropout=0.0))
     model = EncoderOnly(cfg)
     if not scaled:
@@ -133,24 +145,23 @@ def train_repeat_finder(
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.0)
     curve = []
     for step in range(1, steps + 1):
-        ids, labels = repeated_token_batch(data, 64, length, vocab)
+        ids, labels = batches(data, 64)
         loss = F.cross_entropy(model.classify(ids), labels)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
         if step % max(steps // 20, 1) == 0 or step == steps:
-            curve.append({"step": step, "loss": loss.item(), **_probe(model, seed, length, vocab)})
+            curve.append({"step": step, "loss": loss.item(), **_probe(model, seed, batches)})
     last = curve[-1]
     return {"scaled": scaled, "d_k": d_model, "curve": curve, "final_accuracy": last["accuracy"],
             "final_entropy": last["attention_entropy"]}  # fmt: skip
 
 
 @torch.no_grad()
-def _probe(model: EncoderOnly, seed: int, length: int, vocab: int) -> dict[str, float | None]:
+def _probe(model: EncoderOnly, seed: int, batches: Batches) -> dict[str, float | None]:
     """Accuracy on 512 held-out sequences, and the first layer's mean attention entropy."""
     model.eval()
-    ids, labels = repeated_token_batch(torch.Generator().manual_seed(seed + 99), 512, length,
-                                       vocab)  # fmt: skip
+    ids, labels = batches(torch.Generator().manual_seed(seed + 99), 512)
     accuracy = float((model.classify(ids).argmax(-1) == labels).float().mean())
     _, _, weights = model.encode(ids, need_weights=True)  # [(B, H, T, T)] per layer
     entropy = None  # a model without attention (a pooling mixer) has no weights

@@ -257,13 +257,23 @@ def test_pooling_text_smoke_trains_both_mixers_on_both_tasks(tmp_path):
     from aiayn.nn.pooling_mixer import PoolingMixer
 
     figures = pooling_text.main(["--smoke", "--out", str(tmp_path)])
-    for task in ("repeat", "numbers"):
+    for task in ("repeat", "recall", "numbers"):
         assert set(figures[task]) == set(pooling_text.MIXERS)
     assert figures["repeat"]["pooling"]["final_entropy"] is None  # no attention weights
     n = figures["numbers"]
     assert n["attention"]["parameters"] - n["pooling"]["parameters"] == 2 * 4 * 128 * 129
     assert isinstance(PoolingMixer(3, dims=1), PoolingMixer)
     assert (tmp_path / "pooling_text.png").is_file()
+
+
+def test_recall_batches_ask_for_the_value_after_the_queried_key():
+    ids, labels = pooling_text.recall_batch(torch.Generator().manual_seed(0), 50)
+    P, K = pooling_text.PAIRS, pooling_text.KEYS
+    assert ids.shape == (50, 2 * P + 2) and (ids[:, 0] == 1).all()
+    for row, label in zip(ids, labels, strict=True):
+        keys, values, query = row[1:-1:2], row[2:-1:2], row[-1]
+        assert len(set(keys.tolist())) == P and (keys < 2 + K).all() and (values >= 2 + K).all()
+        assert values[(keys == query).nonzero().item()] - 2 - K == label
 
 
 def test_decoding_diversity_measures():
