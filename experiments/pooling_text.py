@@ -1,6 +1,6 @@
 """Can pooling replace attention on text? (QUESTIONS.md 34, the text half; images: docs/vision.md)
 
-    python -m experiments.pooling_text --out docs/why     # ~8 minutes on 1 of 2 CPU cores
+    python -m experiments.pooling_text --out docs/why     # 24 minutes on 1 of 2 shared CPU cores
 
 PoolFormer's token mixer on a sequence (`aiayn.nn.pooling_mixer.PoolingMixer(3, dims=1)`):
 each token becomes the mean of the real tokens among its 3 neighbours minus itself, padding
