@@ -1,6 +1,6 @@
 """What are the residual connections for? (QUESTIONS.md 15)
 
-    python -m experiments.residuals --out docs/why     # ~8 minutes on 1 of 2 CPU cores
+    python -m experiments.residuals --out docs/why     # 10.5 minutes on 1 of 2 shared CPU cores
 
 1. At initialisation, ‖∂L/∂W_2‖ of every layer's feed-forward in a 12+12-layer encoder-decoder
    (d_model 128), post-LN (the paper) and pre-LN, with the residual x + Sublayer(x) and
