@@ -20,6 +20,7 @@ def test_smoke_runs_every_group_and_a_second_run_trains_nothing(tmp_path):
     saved = json.loads((tmp_path / "table3.json").read_text())
     assert [r["name"] for r in saved["rows"]] == list(table3.SMOKE_ROWS)
     assert set(saved["groups"]) == set("ABCDE") and saved["answer"] == figures["answer"]
+    assert "noise" not in saved["groups"] and "direction" not in saved["rows"][1]  # the seed row
     assert (tmp_path / "table3.png").stat().st_size > 10_000
     stamps = {p: p.stat().st_mtime_ns for p in (tmp_path / "runs").glob("*/table3_row.json")}
     assert len(stamps) == len(table3.SMOKE_ROWS)
@@ -61,3 +62,18 @@ def test_agreement_compares_our_moves_with_the_papers():
     assert same["ppl"] == {"ours": 1, "paper": 1, "agree": True}
     other = agreement(heads1, {"bleu": 31.0, "ppl": 10.1}, base)  # up, and within 2%
     assert not other["bleu"]["agree"] and other["ppl"]["ours"] == 0 and not other["ppl"]["agree"]
+
+
+def test_the_noise_band_is_the_bases_seed_to_seed_difference_with_a_floor():
+    base = {"bleu": 13.0, "ppl": 40.0}
+    assert table3.noise_band({"base": base, "base_seed1": {"bleu": 11.5, "ppl": 42.0}}) == (
+        pytest.approx({"bleu": 1.5, "ppl": 0.05})
+    )
+    assert (
+        table3.noise_band({"base": base, "base_seed1": {"bleu": 13.1, "ppl": 40.1}})
+        == (table3.BAND["ours"])
+    )
+    assert table3.noise_band({"base": base, "base_seed1": None}) == table3.BAND["ours"]
+    heads1 = next(r for r in ROWS if r.name == "heads1")
+    wide = agreement(heads1, {"bleu": 12.0, "ppl": 41.0}, base, {"bleu": 1.5, "ppl": 0.05})
+    assert wide["bleu"]["ours"] == 0 and wide["ppl"]["ours"] == 0  # both inside the seeds' band
