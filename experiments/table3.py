@@ -163,7 +163,8 @@ def train_row(row: Row, base: dict[str, Any], data: Path, runs: Path, steps: int
     result = train_multi30k(data, run, model, steps, seed, task={"label_smoothing": smoothing})
     result["settings"] = settings
     result["parameters"] = sum(p.numel() for p in load_pretrained(run).parameters())
-    result["head_divergence"] = head_divergence_of(run, data) if row.group in "baseA" else None
+    heads_vary = row.group in ("base", "A")
+    result["head_divergence"] = head_divergence_of(run, data) if heads_vary else None
     atomic_write_text(run / "table3_row.json", json.dumps(result, indent=1) + "\n")
     return result
 
