@@ -1,7 +1,7 @@
 """WordPiece vs byte-pair encoding (vs unigram): what does the subword model change?
 (QUESTIONS.md 24)
 
-    python -m experiments.subwords --out docs/why     # ~4 minutes on 1 of 2 CPU cores
+    python -m experiments.subwords --out docs/why     # 4.2 minutes on 1 of 2 shared CPU cores
 
 Each subword model trained with HF `tokenizers` on the Multi30k training text of one language
 (29,000 English or German sentences, `../shared/data/multi30k`) at vocabulary sizes 1k … 32k,
