@@ -278,7 +278,7 @@ def answer(figures: dict[str, Any]) -> str:
         f"{band['ppl']:.1%} perplexity) as none"
     )
     if disagree:
-        text += f"; {', '.join(disagree)} do not"
+        text += f"; {', '.join(disagree)} {'does' if len(disagree) == 1 else 'do'} not"
     return text + "."
 
 
