@@ -36,7 +36,7 @@ from typing import Any
 from aiayn.config import ModelConfig
 from aiayn.data.parallel import read_lines
 from aiayn.io import atomic_write_text
-from aiayn.models import load_pretrained
+from aiayn.models import EncoderDecoder, load_pretrained
 from aiayn.tokenizers import TokenizerPair
 from experiments.common import cli, pyplot, save_figure, seed_everything
 from experiments.heads import head_maps
@@ -134,10 +134,10 @@ def agreement(row: Row, result: dict[str, Any], base: dict[str, Any],
     return out
 
 
-def head_divergence_of(run: Path, data: Path, sentences: int = 200) -> list[float] | None:
+def head_divergence_of(model: EncoderDecoder, run: Path, data: Path,
+                       sentences: int = 200) -> list[float] | None:  # fmt: skip
     """Mean pairwise Jensen–Shannon divergence (bits) of the encoder's heads, per layer, on
-    the first validation sentences; None for a single head."""
-    model = load_pretrained(run)
+    the first validation sentences (tokenized as the run in `run` did); None for one head."""
     if model.config.n_heads < 2:
         return None
     src, ref = (read_lines(data / f"val.{lang}.gz")[:sentences] for lang in ("en", "de"))
@@ -147,26 +147,25 @@ def head_divergence_of(run: Path, data: Path, sentences: int = 200) -> list[floa
 
 
 def train_row(row: Row, base: dict[str, Any], data: Path, runs: Path, steps: int,
-              seed: int) -> dict[str, Any]:  # fmt: skip
-    """Row `row`'s figures: read from its run directory when that run is complete and of the
-    same settings, else trained (the directory emptied first)."""
+              seed: int) -> None:  # fmt: skip
+    """Train row `row` unless its run directory holds a complete run of the same settings
+    (the directory emptied first); its figures go to `table3_row.json` there."""
     settings = row_settings(row, base, steps, seed)
-    model = ModelConfig.create(**settings["model"])
-    smoothing = settings["label_smoothing"]
     run = runs / row.name
-    kept = kept_row(run, settings)
-    if kept is not None:
-        return kept
+    if kept_row(run, settings) is not None:
+        return
     shutil.rmtree(run, ignore_errors=True)
     seed = settings["seed"]
     seed_everything(seed)
-    result = train_multi30k(data, run, model, steps, seed, task={"label_smoothing": smoothing})
+    model_config = ModelConfig.create(**settings["model"])
+    result = train_multi30k(data, run, model_config, steps, seed,
+                            task={"label_smoothing": settings["label_smoothing"]})  # fmt: skip
+    model = load_pretrained(run)  # as trained (the vocabulary sizes set by the tokenizer)
     result["settings"] = settings
-    result["parameters"] = sum(p.numel() for p in load_pretrained(run).parameters())
+    result["parameters"] = sum(p.numel() for p in model.parameters())
     heads_vary = row.group in ("base", "A")
-    result["head_divergence"] = head_divergence_of(run, data) if heads_vary else None
+    result["head_divergence"] = head_divergence_of(model, run, data) if heads_vary else None
     atomic_write_text(run / "table3_row.json", json.dumps(result, indent=1) + "\n")
-    return result
 
 
 def row_settings(row: Row, base: dict[str, Any], steps: int, seed: int) -> dict[str, Any]:
@@ -204,7 +203,7 @@ def run(out: Path, seed: int, smoke: bool, data: Path, runs: Path, steps: int | 
     # the table: every row with a complete run (`--only` runs fill it in parts)
     results = {r.name: kept_row(runs / r.name, row_settings(r, base, steps, seed)) for r in rows}
     rows = [r for r in rows if results[r.name] is not None]
-    if "base" not in results or results["base"] is None:
+    if results.get("base") is None:
         raise SystemExit(f"table3: no complete base run in {runs / 'base'}; train it first")
     band = noise_band(results)
     table = []
