@@ -235,3 +235,56 @@ def test_train_lm_refuses_a_translation_preset_in_a_recipe(tmp_path, capsys):
     assert main(args) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "decoder-only" in err
+
+
+def test_resume_alone_continues_with_the_options_the_run_was_started_with(tmp_path, capsys, caplog):
+    """`--resume` with no recipe and no option flags goes on exactly as the run would have:
+    the saved training and task options (a cosine to step 6, lr 3e-3, weight decay, batch 6)
+    come back from --out, not the defaults; a flag given at the resume overrides one, with a
+    warning."""
+    (tmp_path / "train.txt").write_text(TEXT, encoding="utf-8")
+    recipe = tmp_path / "tiny.json"
+    recipe.write_text(json.dumps({
+        "preset": "gpt-mini",
+        "model": {"n_layers": 1, "d_model": 32, "n_heads": 2, "d_ff": 64, "max_len": 32,
+                  "dropout": 0.1},
+        "train": {"schedule": "cosine", "peak_lr": 3e-3, "min_lr": 1e-4, "warmup_steps": 2,
+                  "weight_decay": 0.1, "max_steps": 6, "valid_every": 3, "keep_last": 5},
+        "data": {"batch_size": 6, "valid_fraction": 0.2},
+    }))  # fmt: skip
+    inputs = ["--train-text", str(tmp_path / "train.txt"), "--no-progress", "--device", "cpu"]
+    straight, split = tmp_path / "straight", tmp_path / "split"
+    assert main(["train", "lm", *inputs, "--out", str(straight), "--config", str(recipe)]) == 0
+    # the same run stopped at its step-3 checkpoint: --max-steps changes only where it stops,
+    # the cosine's end is pinned by decay_steps
+    first = ["--config", str(recipe), "--max-steps", "3", "--decay-steps", "6"]
+    assert main(["train", "lm", *inputs, "--out", str(split), *first]) == 0
+    with caplog.at_level("WARNING", logger="aiayn.cli.train"):
+        assert main(["train", "lm", *inputs, "--out", str(split), "--resume",
+                     "--max-steps", "6", "--valid-every", "3"]) == 0  # fmt: skip
+    assert json.loads(capsys.readouterr().out.splitlines()[-1])["steps"] == 6
+    changed = sorted(r.getMessage().split(" with ")[1].split(" = ")[0] for r in caplog.records)
+    assert changed == ["max_steps"]  # valid_every 3 is what the run had: no warning
+    from safetensors.torch import load_file
+
+    last = Path("checkpoints", "step_00000006", "model.safetensors")  # not the best: the last
+    a, b = load_file(straight / last), load_file(split / last)
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    saved = json.loads((split / "train_config.json").read_text())
+    assert (saved["peak_lr"], saved["weight_decay"], saved["max_steps"]) == (3e-3, 0.1, 6)
+    # switching AdamW's decay off changes the optimizer's state layout: one line, not a trace
+    capsys.readouterr()
+    again = ["train", "lm", *inputs, "--out", str(split), "--resume", "--max-steps", "8"]
+    assert main([*again, "--weight-decay", "0"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "weight_decay" in err and "step_00000006" in err
+
+
+def test_resume_of_another_tasks_run_is_one_line(tmp_path, capsys):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "task_config.json").write_text(json.dumps({"task": "translation"}))
+    args = ["train", "lm", "--train-text", str(tmp_path / "x.txt"), "--out", str(out), "--resume"]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "holds a translation run" in err and "train translation" in err

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +26,8 @@ from aiayn.config import Norm, Positional
 from aiayn.errors import ConfigError
 from aiayn.tasks import classify, image, lm, mlm, translation
 from aiayn.train.config import TrainConfig
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -163,7 +166,11 @@ def _add_task_parser(tasks, name: str, command: TaskCommand) -> None:
         help="JSON recipe with 'preset', 'model', 'train' and 'data' sections; flags override it",
     )
     g.add_argument(
-        "--resume", action="store_true", help="continue the run in --out from its last checkpoint"
+        "--resume",
+        action="store_true",
+        help="continue the run in --out from its last checkpoint, with the model and the "
+        "training and task options it was started with (saved there); a --config or flags "
+        "given now override those options (say, a larger --max-steps), with a warning",
     )
     g.add_argument(
         "--force",
@@ -212,7 +219,8 @@ def _add_task_parser(tasks, name: str, command: TaskCommand) -> None:
 
 
 def build_configs(args: argparse.Namespace) -> tuple[Any, TrainConfig, Any]:
-    """(ModelConfig, TrainConfig, the task's config) from preset < recipe file < flags."""
+    """(ModelConfig, TrainConfig, the task's config) from preset < recipe file < flags; on
+    --resume, the run's saved training and task options come before the recipe."""
     from aiayn.models import presets
 
     command = TASKS[args.task]
@@ -222,7 +230,10 @@ def build_configs(args: argparse.Namespace) -> tuple[Any, TrainConfig, Any]:
     source = args.config or "command line"
     preset = args.preset or recipe.get("preset", command.default_preset)
     model_fields = dict(recipe.get("model", {}))
+    saved_train, saved_task = _saved_fields(args) if args.resume else ({}, {})
     train_fields, task_fields = _recipe_fields(recipe, command.config, source)
+    train_fields = {**saved_train, **train_fields}
+    task_fields = {**saved_task, **task_fields}
     for name in (*_MODEL_FLAGS, *command.model_flags):
         if getattr(args, name, None) is not None:
             model_fields[name] = getattr(args, name)
@@ -238,7 +249,46 @@ def build_configs(args: argparse.Namespace) -> tuple[Any, TrainConfig, Any]:
     model_cfg = _build(lambda **kw: presets.get(preset, **kw), model_fields, source, "model")
     train_cfg = _build(TrainConfig, train_fields, source, "train")
     task_cfg = _build(command.config, task_fields, source, "data")
+    _warn_changed(args.out, train_cfg, saved_train)
+    _warn_changed(args.out, task_cfg, saved_task)
     return model_cfg, train_cfg, task_cfg
+
+
+def _saved_fields(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The training and task options the run in --out was started with (its
+    `train_config.json` and `task_config.json`), so that `--resume` alone continues the run
+    as it was: a resumed run equals an uninterrupted one only under the same options. A run
+    saved before a file existed lacks it: its options then come from the defaults."""
+    from aiayn.io import read_json_object
+
+    out = Path(args.out)
+    saved = {}
+    for name in ("train_config.json", "task_config.json"):
+        path = out / name
+        saved[name] = read_json_object(path, "saved run options") if path.is_file() else {}
+    train = {k: v for k, v in saved["train_config.json"].items() if k != "schema_version"}
+    task = dict(saved["task_config.json"])
+    kind = task.pop("task", args.task)
+    if kind != args.task:
+        raise ConfigError(
+            f"{out} holds a {kind} run, not a {args.task} one: resume it with "
+            f"`aiayn train {kind} … --resume`"
+        )
+    # "train" keys TrainConfig lacks go to the task's config: runs saved before translation's
+    # options (label smoothing, token batching, …) moved out of TrainConfig
+    return _recipe_fields(
+        {"train": train, "data": task}, TASKS[args.task].config, f"{out}'s saved options"
+    )
+
+
+def _warn_changed(out: str, config: Any, saved: dict[str, Any]) -> None:
+    """One warning per saved option that this resume changes: the run goes on differently."""
+    for name, value in saved.items():
+        now = getattr(config, name)
+        if now != value:
+            log.warning(
+                "resuming %s with %s = %r (the run was started with %r)", out, name, now, value
+            )
 
 
 def run(args: argparse.Namespace) -> int:

@@ -509,6 +509,14 @@ class Trainer:
         ema = self.ema.module if self.ema is not None else None
         if self.fsdp is None:
             state = ckpt.load_checkpoint(last, self.model, self.device)
+            groups = len(state["optimizer"]["param_groups"])
+            if groups != len(self.optimizer.param_groups):
+                # decay on weight matrices only is two groups (AdamW), none is one (Adam)
+                raise ConfigError(
+                    f"{last.path}: the run's optimizer kept {groups} parameter group(s), this "
+                    f"one has {len(self.optimizer.param_groups)}: weight_decay was switched "
+                    "on or off since; resume with the weight_decay the run was started with"
+                )
             self.optimizer.load_state_dict(state["optimizer"])
             has_ema = ema is not None and ckpt.load_ema(last, ema, self.device)
         else:
