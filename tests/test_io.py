@@ -46,3 +46,30 @@ def test_read_json_object_names_file_and_line(tmp_path):
         read_json_object(path)
     with pytest.raises(ConfigError, match="no such recipe"):
         read_json_object(tmp_path / "missing.json", "recipe")
+
+
+def test_the_new_file_is_on_disk_before_the_rename_and_the_rename_after(tmp_path, monkeypatch):
+    """A power cut after the rename must not leave the new name on unflushed data: the
+    temporary file is fsynced before `os.replace`, its directory after."""
+    import aiayn.io
+
+    events = []
+    real_fsync, real_replace = os.fsync, os.replace
+
+    def fsync(fd):
+        events.append(("fsync", os.readlink(f"/proc/self/fd/{fd}")))
+        real_fsync(fd)
+
+    def replace(src, dst):
+        events.append(("replace", str(src)))
+        real_replace(src, dst)
+
+    monkeypatch.setattr(aiayn.io.os, "fsync", fsync)
+    monkeypatch.setattr(aiayn.io.os, "replace", replace)
+    path = tmp_path / "weights.bin"
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(b"new")
+    assert [kind for kind, _ in events] == ["fsync", "replace", "fsync"]
+    assert events[0][1] == events[1][1] == str(tmp)  # the temporary file, flushed, renamed
+    assert events[2][1] == str(tmp_path)  # then the directory that holds the new name
+    assert path.read_bytes() == b"new"

@@ -74,8 +74,10 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside `path`; on success it replaces `path` in one rename.
 
     An interruption at any moment leaves either the old file or the new one, never a partial
-    one, and no temporary file behind (except after kill -9, as a hidden `.name.*.tmp`). A
-    full disk (while writing the temporary file or renaming it) raises `DiskFullError`.
+    one, and no temporary file behind (except after kill -9, as a hidden `.name.*.tmp`). The
+    new file reaches the disk before the rename, and the rename after it, so a power cut
+    cannot leave the new name on missing data. A full disk (while writing the temporary file,
+    flushing or renaming it) raises `DiskFullError`.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -90,7 +92,9 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         raise
     try:
         yield tmp
+        fsync_path(tmp)
         os.replace(tmp, path)
+        fsync_path(path.parent)
     except BaseException as err:
         tmp.unlink(missing_ok=True)
         if is_disk_full(err) and not isinstance(err, DiskFullError):
@@ -99,11 +103,19 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
-    """Write `text` (UTF-8) to `path` atomically, flushed to disk before the rename."""
+    """Write `text` (UTF-8) to `path` atomically (`atomic_path`)."""
     with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8", newline="\n") as f:
         f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
+
+
+def fsync_path(path: str | os.PathLike) -> None:
+    """Flush a file or directory to disk, so that a rename after it (or of it) cannot expose
+    missing data after a power cut."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def read_json_object(path: str | os.PathLike, what: str = "JSON file") -> dict[str, Any]:

@@ -396,7 +396,7 @@ def _half_then(raise_: BaseException):
 
 
 def _inject(monkeypatch, stage: str, directory: Path) -> None:
-    real_rename, real_fsync, real_torch_save = os.rename, ckpt._fsync, torch.save
+    real_rename, real_fsync, real_torch_save = os.rename, ckpt.fsync_path, torch.save
 
     def fail(*args, **kwargs):
         raise Fault(stage)
@@ -414,7 +414,7 @@ def _inject(monkeypatch, stage: str, directory: Path) -> None:
 
         monkeypatch.setattr(torch, "save", half_state)
     elif stage == "files-written-not-flushed":
-        monkeypatch.setattr(ckpt, "_fsync", fail)
+        monkeypatch.setattr(ckpt, "fsync_path", fail)
     elif stage == "before-rename":
 
         def rename(src, dst):
@@ -430,7 +430,7 @@ def _inject(monkeypatch, stage: str, directory: Path) -> None:
                 raise Fault(stage)
             real_fsync(path)
 
-        monkeypatch.setattr(ckpt, "_fsync", fsync)
+        monkeypatch.setattr(ckpt, "fsync_path", fsync)
     else:
         raise AssertionError(stage)
 

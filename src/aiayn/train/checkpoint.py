@@ -36,7 +36,13 @@ from safetensors.torch import load_file, load_model
 from torch import nn
 
 from aiayn.errors import ConfigError
-from aiayn.io import atomic_path, atomic_write_text, disk_full_error, is_disk_full
+from aiayn.io import (
+    atomic_path,
+    atomic_write_text,
+    disk_full_error,
+    fsync_path,
+    is_disk_full,
+)
 from aiayn.models.serialization import (
     CHECKPOINTS_DIR,
     WEIGHTS_NAME,
@@ -179,13 +185,13 @@ def save_checkpoint(
         (tmp / META).write_text(json.dumps({"step": step, **meta}, indent=2), encoding="utf-8")
         writing = ""
         for child in tmp.iterdir():
-            _fsync(child)
-        _fsync(tmp)
+            fsync_path(child)
+        fsync_path(tmp)
         if final.exists():  # re-saving the same step (e.g. final save after a validation)
             shutil.rmtree(old, ignore_errors=True)
             os.rename(final, old)  # the step's stand-in until the new one is in place
         os.rename(tmp, final)
-        _fsync(directory)
+        fsync_path(directory)
     except BaseException as err:
         shutil.rmtree(tmp, ignore_errors=True)
         if old.is_dir() and not final.exists():  # put the old one back under its name
@@ -292,12 +298,3 @@ def average_checkpoints(checkpoints: list[Checkpoint], out_file: Path) -> Path:
     with atomic_path(out_file) as tmp:
         save_weights(averaged, tmp)
     return out_file
-
-
-def _fsync(path: Path) -> None:
-    """Flush a file or directory to disk so a rename after it cannot expose missing data."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
