@@ -243,3 +243,31 @@ def test_bert_contenders_compute_the_same_function():
     with torch.no_grad():
         expected = hf(input_ids=inputs, token_type_ids=segments).logits
         torch.testing.assert_close(ours(inputs, segments), expected, atol=1e-4, rtol=1e-4)
+
+
+def test_lm_run_summary_counts_tokens_from_the_runs_own_configs(tmp_path, capsys):
+    from benchmarks import lm_run
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "task_config.json").write_text(json.dumps({"task": "lm", "batch_size": 4}))
+    (run / "config.json").write_text(json.dumps({"max_len": 32}))
+    (run / "train_config.json").write_text(json.dumps({"update_freq": 2}))
+    records = [
+        {"split": "start", "step": 0},
+        {"split": "train", "step_window": 10, "loss": 3.0},
+        {"split": "valid", "step": 10, "loss": 2.0, "bpc": 2.9, "minutes": 1.0},
+        {"split": "train", "step_window": 10, "loss": 1.6},
+        {"split": "valid", "step": 20, "loss": 1.5, "bpc": 2.2, "minutes": 2.0},
+        {"split": "train", "step_window": 10, "loss": 1.4},
+        {"split": "valid", "step": 30, "loss": 1.55, "bpc": 2.3, "minutes": 3.0},
+    ]
+    (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    png = tmp_path / "c.png"
+    assert lm_run.main(["--run", str(run), "--target", "1.6", "--png", str(png)]) == 0
+    got = json.loads(capsys.readouterr().out)
+    assert got["tokens_per_step"] == 4 * 32 * 2
+    assert (got["steps"], got["tokens"], got["last_loss"]) == (30, 30 * 256, 1.55)
+    assert (got["best_loss"], got["best_step"], got["best_tokens"]) == (1.5, 20, 20 * 256)
+    assert got["target_met_at_tokens"] == 20 * 256
+    assert png.read_bytes()[:4] == b"\x89PNG"

@@ -39,3 +39,28 @@ def test_validation_curve_reads_the_metrics_log(tmp_path):
     assert out.read_bytes()[:8] == PNG_MAGIC
     both = plot_validation_curve({"a": log, "b": log}, "bleu", tmp_path / "both.png")
     assert both.read_bytes()[:8] == PNG_MAGIC
+
+
+def test_loss_by_step_follows_the_steps_across_a_resume(tmp_path):
+    """Train records count their windows from each start's step; records logged past the
+    last checkpoint before a kill give way to the steps trained again after the resume."""
+    from aiayn.visualize.curves import loss_by_step, plot_loss_by_tokens
+
+    log = tmp_path / "metrics.jsonl"
+    records = [
+        {"split": "start", "step": 0},
+        {"split": "train", "step_window": 10, "loss": 4.0},
+        {"split": "train", "step_window": 10, "loss": 3.0},
+        {"split": "valid", "step": 20, "loss": 3.1},
+        {"split": "train", "step_window": 10, "loss": 2.9},  # step 30: killed before a save
+        {"split": "start", "step": 20, "resume": True},
+        {"split": "train", "step_window": 10, "loss": 2.8},
+        {"split": "train", "step_window": 5, "loss": 2.7},  # a last, shorter window
+        {"split": "valid", "step": 35, "loss": 2.75},
+    ]
+    log.write_text("".join(json.dumps(r) + "\n" for r in records))
+    curves = loss_by_step(log)
+    assert curves["train"] == ([10, 20, 30, 35], [4.0, 3.0, 2.8, 2.7])
+    assert curves["valid"] == ([20, 35], [3.1, 2.75])
+    out = plot_loss_by_tokens(log, 1000, tmp_path / "loss.png", target=2.5)
+    assert out.read_bytes()[:8] == PNG_MAGIC

@@ -60,3 +60,59 @@ def plot_validation_curve(
     ax.grid(alpha=0.3)
     fig.tight_layout()
     return save_figure(fig, out_png)
+
+
+def loss_by_step(metrics_file: str | os.PathLike) -> dict[str, tuple[list[int], list[float]]]:
+    """{"train": (steps, losses), "valid": (steps, losses)} of one run, across its resumes.
+
+    A training record covers the `step_window` steps before it; each (re)start record says
+    the step the run goes on from, and a record past it (logged before a kill, then trained
+    again after the resume) gives way to the one trained after."""
+    train: dict[int, float] = {}
+    valid: dict[int, float] = {}
+    step = 0
+    with open(metrics_file, encoding="utf-8") as f:
+        for line in f:
+            record = json.loads(line)
+            split = record.get("split")
+            if split == "start":
+                step = record["step"]
+                for kept in (train, valid):
+                    for later in [s for s in kept if s > step]:
+                        del kept[later]
+            elif split == "train":
+                step += record["step_window"]
+                train[step] = record["loss"]
+            elif split == "valid":
+                valid[record["step"]] = record["loss"]
+    return {name: (list(d), list(d.values())) for name, d in (("train", train), ("valid", valid))}
+
+
+def plot_loss_by_tokens(
+    metrics_file: str | os.PathLike,
+    tokens_per_step: int,
+    out_png: str | os.PathLike,
+    target: float | None = None,
+    title: str = "",
+) -> Path:
+    """Training and validation loss against training tokens (millions), the budget unit
+    that does not depend on the machine; `target` draws a horizontal line."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    curves = loss_by_step(metrics_file)
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    for name, style in (("train", dict(alpha=0.5, lw=1)), ("valid", dict(marker="o", ms=3))):
+        steps, losses = curves[name]
+        ax.plot([s * tokens_per_step / 1e6 for s in steps], losses, label=name, **style)
+    if target is not None:
+        ax.axhline(target, color="grey", ls="--", lw=1, label=f"target {target:g}")
+    ax.set_xlabel("training tokens (millions)")
+    ax.set_ylabel("loss (nats per token)")
+    ax.set_title(title or "loss vs training tokens", fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return save_figure(fig, out_png)
