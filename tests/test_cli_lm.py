@@ -260,11 +260,15 @@ def test_resume_alone_continues_with_the_options_the_run_was_started_with(tmp_pa
     first = ["--config", str(recipe), "--max-steps", "3", "--decay-steps", "6"]
     assert main(["train", "lm", *inputs, "--out", str(split), *first]) == 0
     with caplog.at_level("WARNING", logger="aiayn.cli.train"):
-        assert main(["train", "lm", *inputs, "--out", str(split), "--resume",
-                     "--max-steps", "6", "--valid-every", "3"]) == 0  # fmt: skip
+        resume = ["--resume", "--max-steps", "6", "--valid-every", "3", "--dropout", "0.1"]
+        assert main(["train", "lm", *inputs, "--out", str(split), *resume]) == 0
     assert json.loads(capsys.readouterr().out.splitlines()[-1])["steps"] == 6
-    changed = sorted(r.getMessage().split(" with ")[1].split(" = ")[0] for r in caplog.records)
+    messages = [r.getMessage() for r in caplog.records]
+    changed = sorted(m.split(" with ")[1].split(" = ")[0] for m in messages if " with " in m)
     assert changed == ["max_steps"]  # valid_every 3 is what the run had: no warning
+    assert [m for m in messages if " with " not in m] == [
+        "--resume: the model is the run's own; --dropout is ignored"
+    ]
     from safetensors.torch import load_file
 
     last = Path("checkpoints", "step_00000006", "model.safetensors")  # not the best: the last

@@ -237,6 +237,9 @@ def build_configs(args: argparse.Namespace) -> tuple[Any, TrainConfig, Any]:
     for name in (*_MODEL_FLAGS, *command.model_flags):
         if getattr(args, name, None) is not None:
             model_fields[name] = getattr(args, name)
+            if args.resume:  # the task builds the run's own model from --out/config.json
+                log.warning("--resume: the model is the run's own; --%s is ignored",
+                            name.replace("_", "-"))  # fmt: skip
     if model_fields.get("mixer") == "pooling":
         model_fields.setdefault("pooling", "mean")  # pooling mixes the grid only: no [CLS]
     train_fields.update(given(args, TrainConfig))
