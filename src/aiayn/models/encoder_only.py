@@ -24,6 +24,8 @@ from aiayn.nn.masks import padding_mask
 from aiayn.nn.positional import build_positional
 from aiayn.nn.stack import Stack
 
+CLS = slice(0, 1)  # the [CLS] position, all a "cls" head reads
+
 
 class EncoderOnly(nn.Module):
     """BERT: a bidirectional encoder with a masked-LM head and an optional classifier."""
@@ -61,13 +63,18 @@ class EncoderOnly(nn.Module):
                 nn.init.zeros_(p)
 
     def encode(
-        self, ids: Tensor, segments: Tensor | None = None, need_weights: bool = False
+        self,
+        ids: Tensor,
+        segments: Tensor | None = None,
+        need_weights: bool = False,
+        keep_last: slice | None = None,
     ) -> tuple[Tensor, Tensor, list[Tensor]]:
-        """Final vectors of every position, which positions are real, and (with `need_weights`)
-        each layer's attention weights.
+        """Final vectors of every position (or of the positions `keep_last` selects), which
+        positions are real, and (with `need_weights`) each layer's attention weights.
 
         Shape: ids (B, T) long, segments (B, T) long in [0, type_vocab_size) (default: all 0)
-        -> hidden (B, T, D), real (B, T) bool, [(B, H, T, T)] per layer.
+        -> hidden (B, T, D) (with keep_last: (B, len(keep_last), D)), real (B, T) bool,
+        [(B, H, T, T)] per layer.
         """
         added = None
         if self.segments is not None:
@@ -78,7 +85,7 @@ class EncoderOnly(nn.Module):
         real = ids != self.config.pad_id  # (B, T)
         mask = padding_mask(ids, self.config.pad_id)  # (B, 1, 1, T)
         hidden, weights, _ = self.encoder(
-            ids, mask, need_weights=need_weights, added=added, real=real
+            ids, mask, need_weights=need_weights, added=added, real=real, keep_last=keep_last
         )
         return hidden, real, weights
 
@@ -108,11 +115,13 @@ class EncoderOnly(nn.Module):
 
         Shape: ids (B, T), segments (B, T) | None -> (B, D).
         """
-        hidden, real, _ = self.encode(ids, segments)
         if self.config.pooling == "mean":
+            hidden, real, _ = self.encode(ids, segments)
             return mean_pool(hidden, real)
         if self.pooler is None:
             raise ValueError("pooling 'cls' needs the pooler of a classifier (num_labels > 0)")
+        # the pooler reads [CLS] alone: only it need leave the last layer
+        hidden, _, _ = self.encode(ids, segments, keep_last=CLS)  # (B, 1, D)
         return self.pooler(hidden)
 
     def classify(self, ids: Tensor, segments: Tensor | None = None) -> Tensor:

@@ -62,15 +62,17 @@ class VisionTransformer(nn.Module):
         """Tokens before the patches: 1 with [CLS], else 0."""
         return self.encoder.embed.prefix
 
-    def encode(self, images: Tensor, need_weights: bool = False) -> tuple[Tensor, list[Tensor]]:
-        """Final vectors of every token and (with `need_weights`, attention only) each layer's
-        attention weights.
+    def encode(
+        self, images: Tensor, need_weights: bool = False, keep_last: slice | None = None
+    ) -> tuple[Tensor, list[Tensor]]:
+        """Final vectors of every token (or of the tokens `keep_last` selects) and (with
+        `need_weights`, attention only) each layer's attention weights.
 
         Shape: images (B, C, H, W), H = W a multiple of the patch size (another size than the
-        config's interpolates the positions) -> hidden (B, T, D), [(B, H, T, T)] per layer,
-        with T = prefix + (H/p)².
+        config's interpolates the positions) -> hidden (B, T, D) (with keep_last:
+        (B, len(keep_last), D)), [(B, H, T, T)] per layer, with T = prefix + (H/p)².
         """
-        hidden, weights, _ = self.encoder(images, need_weights=need_weights)
+        hidden, weights, _ = self.encoder(images, need_weights=need_weights, keep_last=keep_last)
         return hidden, weights
 
     def pool(self, hidden: Tensor) -> Tensor:
@@ -87,7 +89,9 @@ class VisionTransformer(nn.Module):
 
         Shape: images (B, C, H, W) -> logits (B, num_labels).
         """
-        hidden, _ = self.encode(images)  # (B, T, D)
+        # a [CLS] head reads one token: only it need leave the last layer
+        keep = slice(0, 1) if self.config.pooling == "cls" else None
+        hidden, _ = self.encode(images, keep_last=keep)  # (B, T, D), or (B, 1, D) with [CLS]
         return self.classifier(self.classifier_dropout(self.pool(hidden)))  # (B, K)
 
     def classify(self, images: Tensor) -> Tensor:

@@ -90,6 +90,7 @@ class Block(nn.Module):
         positional: PositionalEncoding | None = None,
         need_weights: bool = False,
         real: Tensor | None = None,
+        keep: slice | None = None,
     ) -> tuple[Tensor, Tensor | None, Tensor | None]:
         """Shape: x (B, T, D), mask bool broadcastable to (B, 1, T, T_past+T), memory (B, S, D),
         memory_mask (B, 1, 1, S) bool -> (B, T, D), self weights (B, H, T, T_past+T) | None,
@@ -101,13 +102,25 @@ class Block(nn.Module):
         `memory` may be None once `cross_cache` is filled (the memory's K/V are reused). A
         windowed block without a cache takes only a key-padding mask (B, 1, 1, T): the window
         supplies band and causality. `real` (B, T) marks non-padding tokens, for a BatchNorm.
+
+        `keep` (the last block under a head that reads only some positions, e.g. [CLS]): only
+        those positions query and leave the block, (B, T, D) -> (B, len(keep), D); every
+        position still gives keys and values. The same numbers as slicing the full output,
+        for a non-causal attention mixer without a cache or a relative position scheme.
         """
         # A causal block given no mask over a whole sequence (no past in the cache): SDPA's
         # causal kernels instead of a (T, T) mask. A window applies its own causality.
         is_causal = self.causal and mask is None and (cache is None or cache.length == 0)
+        h = self.res_self.before(x, real)
+        query, keys = h, {}  # self-attention: its query is its keys' and values' source
+        if keep is not None:
+            query, keys, x = h[:, keep], {"key_value": h}, x[:, keep]
+            real = None if real is None else real[:, keep]
+            if mask is not None and mask.shape[-2] > 1:  # a mask per query row
+                mask = mask[..., keep, :]
         y, self_w = self.self_attn(
-            self.res_self.before(x, real), mask=mask, cache=cache, positional=positional,
-            need_weights=need_weights, is_causal=is_causal,
+            query, mask=mask, cache=cache, positional=positional, need_weights=need_weights,
+            is_causal=is_causal, **keys,
         )  # fmt: skip
         x = self.res_self.after(x, y, real)
         cross_w = None

@@ -15,11 +15,13 @@ from collections.abc import Callable
 from torch import Tensor, nn
 
 from aiayn.config import LayerConfig
+from aiayn.nn.attention import MultiHeadAttention
 from aiayn.nn.block import Block
 from aiayn.nn.dropout import Dropout
 from aiayn.nn.kv_cache import DecoderCache
 from aiayn.nn.norms import build_norm
 from aiayn.nn.positional import PositionalEncoding
+from aiayn.nn.sliding_window import SlidingWindowAttention
 from aiayn.nn.trace import record
 
 
@@ -65,6 +67,18 @@ class Stack(nn.Module):
         self.name = name
         # Relative schemes (RoPE, …) act inside self-attention; absolute ones only in `embed`.
         self._in_attention = positional if positional.acts_in_attention else None
+        # Whether the last block can let only the kept positions query it: full, non-causal
+        # attention (a window or a pooling mixer mixes by position; a relative scheme needs
+        # the queries' positions), and no BatchNorm (its statistics would see fewer tokens).
+        mixers = [type(block.self_attn) for block in self.layers]
+        self._keeps_last = (
+            bool(mixers)
+            and issubclass(mixers[-1], MultiHeadAttention)
+            and not issubclass(mixers[-1], SlidingWindowAttention)
+            and not causal
+            and self._in_attention is None
+            and layer.norm != "batch"
+        )
 
     def forward(
         self,
@@ -77,6 +91,7 @@ class Stack(nn.Module):
         need_weights: bool = False,
         added: Tensor | None = None,
         real: Tensor | None = None,
+        keep_last: slice | None = None,
     ) -> tuple[Tensor, list[Tensor], list[Tensor]]:
         """Shape: ids (B, T) long — only the new steps when `cache` is given —, mask bool
         broadcastable to (B, 1, T, T_past+T), memory (B, S, D), memory_mask (B, 1, 1, S)
@@ -86,7 +101,10 @@ class Stack(nn.Module):
         `offset`: position of the first id, an int or one per row (B,) (left-padded prompts);
         default: the number of cached steps. `added` (B, T, D): summed with the token
         embeddings (BERT's segment embeddings). `real` (B, T) bool: the non-padding tokens,
-        which a BatchNorm's statistics are taken over (unset: every token).
+        which a BatchNorm's statistics are taken over (unset: every token). `keep_last`: the
+        positions a head reads (BERT's and ViT's [CLS]: `slice(0, 1)`): hidden is then
+        (B, len(keep_last), D), and where the last block allows it (`_keeps_last`) only those
+        positions query it — a classifier skips most of the last layer's work.
         """
         if offset is None:
             offset = cache.length if cache is not None else 0
@@ -98,17 +116,23 @@ class Stack(nn.Module):
             x = self.embed_norm(x, real)
         x = self.dropout(x)
         self_ws, cross_ws = [], []
+        inside = keep_last is not None and cache is None and not need_weights and self._keeps_last
+        last = len(self.layers) - 1
         for i, block in enumerate(self.layers):
             x, sw, cw = block(
                 x, mask, memory, memory_mask,
                 cache=cache.self_attn[i] if cache is not None else None,
                 cross_cache=cache.cross_attn[i] if cache is not None and cache.cross_attn else None,
                 positional=self._in_attention, need_weights=need_weights, real=real,
+                keep=keep_last if inside and i == last else None,
             )  # fmt: skip
             if sw is not None:
                 self_ws.append(sw)
             if cw is not None:
                 cross_ws.append(cw)
+        if keep_last is not None:
+            x = x if inside else x[:, keep_last]
+            real = None if real is None else real[:, keep_last]
         if self.norm is not None:
             x = self.norm(x, real)
         record(f"{self.name} output", x)
