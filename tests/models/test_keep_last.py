@@ -107,16 +107,23 @@ def test_the_last_layer_does_only_the_cls_rows_work():
 NOT_ELIGIBLE = {
     "rope (queries need their positions)": {"positional": "rope"},
     "batch norm (statistics over every token)": {"norm": "batch"},
+    "pre-LN batch norm (the final norm's statistics too)": {"norm": "batch", "norm_first": True},
 }
 
 
 @pytest.mark.parametrize("overrides", NOT_ELIGIBLE.values(), ids=NOT_ELIGIBLE.keys())
 def test_where_the_shortcut_would_change_the_numbers_the_full_layer_runs(overrides):
-    model = bert(**overrides).eval()
+    """Training mode too: a BatchNorm normalises by the batch's own statistics there."""
+    model = bert(**overrides)
     assert not model.encoder._keeps_last
     ids = ids_with_padding()
     with torch.no_grad():
-        assert_close(model.classify(ids), bert_logits_full(model, ids), rtol=0, atol=0)
+        for mode in (model.eval, model.train):
+            mode()
+            torch.manual_seed(3)
+            short = model.classify(ids)
+            torch.manual_seed(3)
+            assert_close(short, bert_logits_full(model, ids), rtol=0, atol=0)
 
 
 def test_a_windowed_or_pooling_last_layer_keeps_every_position():

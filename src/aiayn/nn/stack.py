@@ -130,11 +130,12 @@ class Stack(nn.Module):
                 self_ws.append(sw)
             if cw is not None:
                 cross_ws.append(cw)
-        if keep_last is not None:
-            x = x if inside else x[:, keep_last]
-            real = None if real is None else real[:, keep_last]
+        if inside and real is not None:
+            real = real[:, keep_last]  # x holds only the kept positions now
         if self.norm is not None:
             x = self.norm(x, real)
+        if keep_last is not None and not inside:
+            x = x[:, keep_last]  # after the final norm: a BatchNorm's statistics saw every token
         record(f"{self.name} output", x)
         return x, self_ws, cross_ws
 
