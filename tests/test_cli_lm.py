@@ -284,6 +284,31 @@ def test_resume_alone_continues_with_the_options_the_run_was_started_with(tmp_pa
     assert err.count("\n") == 1 and "weight_decay" in err and "step_00000006" in err
 
 
+def test_resume_leaves_out_a_saved_option_this_version_no_longer_has(tmp_path, capsys, caplog):
+    """A run saved by an older version (its train_config.json has `best_higher`, since
+    removed) still resumes: the option is named in a warning and left out."""
+    (tmp_path / "train.txt").write_text(TEXT, encoding="utf-8")
+    recipe = tmp_path / "tiny.json"
+    recipe.write_text(json.dumps({
+        "model": {"n_layers": 1, "d_model": 32, "n_heads": 2, "d_ff": 64, "max_len": 32},
+        "train": {"schedule": "constant", "warmup_steps": 1, "valid_every": 2},
+        "data": {"batch_size": 4},
+    }))  # fmt: skip
+    out = tmp_path / "run"
+    args = ["train", "lm", "--train-text", str(tmp_path / "train.txt"), "--out", str(out),
+            "--config", str(recipe), "--no-progress", "--device", "cpu"]  # fmt: skip
+    assert main([*args, "--max-steps", "2"]) == 0
+    saved = json.loads((out / "train_config.json").read_text())
+    (out / "train_config.json").write_text(json.dumps({**saved, "best_higher": False}))
+    with caplog.at_level("WARNING", logger="aiayn.cli.train"):
+        resume = ["train", "lm", "--train-text", str(tmp_path / "train.txt"), "--out", str(out),
+                  "--resume", "--max-steps", "4", "--no-progress"]  # fmt: skip
+        assert main(resume) == 0
+    assert json.loads(capsys.readouterr().out.splitlines()[-1])["steps"] == 4
+    assert any("'best_higher' is no longer one" in r.getMessage() for r in caplog.records)
+    assert "best_higher" not in json.loads((out / "train_config.json").read_text())
+
+
 def test_resume_of_another_tasks_run_is_one_line(tmp_path, capsys):
     out = tmp_path / "run"
     out.mkdir()

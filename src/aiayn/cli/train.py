@@ -278,10 +278,15 @@ def _saved_fields(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, A
             f"`aiayn train {kind} … --resume`"
         )
     # "train" keys TrainConfig lacks go to the task's config: runs saved before translation's
-    # options (label smoothing, token batching, …) moved out of TrainConfig
-    return _recipe_fields(
-        {"train": train, "data": task}, TASKS[args.task].config, f"{out}'s saved options"
-    )
+    # options (label smoothing, token batching, …) moved out of TrainConfig. Options this
+    # version no longer has (best_higher, …) cannot take effect: said, then left out.
+    config = TASKS[args.task].config
+    known = set(field_types(TrainConfig)) | set(field_types(config))
+    for name in sorted((set(train) | set(task)) - known):
+        log.warning("%s: saved option '%s' is no longer one; resuming without it", out, name)
+        train.pop(name, None)
+        task.pop(name, None)
+    return _recipe_fields({"train": train, "data": task}, config, f"{out}'s saved options")
 
 
 def _warn_changed(out: str, config: Any, saved: dict[str, Any]) -> None:
