@@ -19,12 +19,10 @@ from torch import Tensor, nn
 
 from aiayn.config import EncoderOnlyConfig
 from aiayn.nn.embeddings import TokenEmbedding
-from aiayn.nn.heads import MaskedLMHead, Pooler, mean_pool
+from aiayn.nn.heads import CLS, MaskedLMHead, Pooler, mean_pool
 from aiayn.nn.masks import padding_mask
 from aiayn.nn.positional import build_positional
 from aiayn.nn.stack import Stack
-
-CLS = slice(0, 1)  # the [CLS] position, all a "cls" head reads
 
 
 class EncoderOnly(nn.Module):

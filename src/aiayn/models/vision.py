@@ -19,6 +19,7 @@ from torch import Tensor, nn
 from aiayn.config import VisionConfig
 from aiayn.nn.dropout import Dropout
 from aiayn.nn.grid_positions import build_grid_positional
+from aiayn.nn.heads import CLS
 from aiayn.nn.patch_embedding import PatchEmbedding
 from aiayn.nn.pooling_mixer import PoolingMixer
 from aiayn.nn.stack import Stack
@@ -90,7 +91,7 @@ class VisionTransformer(nn.Module):
         Shape: images (B, C, H, W) -> logits (B, num_labels).
         """
         # a [CLS] head reads one token: only it need leave the last layer
-        keep = slice(0, 1) if self.config.pooling == "cls" else None
+        keep = CLS if self.config.pooling == "cls" else None
         hidden, _ = self.encode(images, keep_last=keep)  # (B, T, D), or (B, 1, D) with [CLS]
         return self.classifier(self.classifier_dropout(self.pool(hidden)))  # (B, K)
 

@@ -14,6 +14,8 @@ from torch import Tensor, nn
 from aiayn.nn.embeddings import TokenEmbedding
 from aiayn.nn.feed_forward import activation_function
 
+CLS = slice(0, 1)  # the [CLS] position: all a "cls" head (BERT's pooler, ViT's) reads
+
 
 class MaskedLMHead(nn.Module):
     """Predicts the token at each position: a transform (dense, activation, LayerNorm) then
@@ -54,4 +56,4 @@ def mean_pool(hidden: Tensor, real: Tensor) -> Tensor:
     return (hidden * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1.0)
 
 
-__all__ = ["MaskedLMHead", "Pooler", "mean_pool"]
+__all__ = ["CLS", "MaskedLMHead", "Pooler", "mean_pool"]

@@ -70,11 +70,10 @@ class Stack(nn.Module):
         # Whether the last block can let only the kept positions query it: full, non-causal
         # attention (a window or a pooling mixer mixes by position; a relative scheme needs
         # the queries' positions), and no BatchNorm (its statistics would see fewer tokens).
-        mixers = [type(block.self_attn) for block in self.layers]
+        last = self.layers[-1].self_attn if self.layers else None
         self._keeps_last = (
-            bool(mixers)
-            and issubclass(mixers[-1], MultiHeadAttention)
-            and not issubclass(mixers[-1], SlidingWindowAttention)
+            isinstance(last, MultiHeadAttention)
+            and not isinstance(last, SlidingWindowAttention)
             and not causal
             and self._in_attention is None
             and layer.norm != "batch"
