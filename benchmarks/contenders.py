@@ -157,3 +157,68 @@ TRAINING_CONTENDERS: dict[str, Callable[[Dims], tuple[nn.Module, Forward]]] = {
     "hf_marian": marian_model,
     "torch_transformer": torch_model,
 }
+
+
+def marian_from_aiayn(model: EncoderDecoder) -> nn.Module:
+    """HF transformers' MarianMTModel holding `model`'s weights, in eval mode: the same
+    network, so `generate` on it is the HF contender of the real-sentence benchmark.
+
+    Marian is the same architecture (post-LN, ReLU, embeddings × √d_model, one tied matrix,
+    sinusoidal positions from 0); what differs is filled in: its sinusoids are laid out
+    [sin…, cos…], so our interleaved table (§3.5) is written over them, and its output layer
+    adds `final_logits_bias`, left at zero. Only the paper's set-up converts (post-LN, ReLU,
+    sinusoidal, all three matrices tied, d_k = d_model / h, LayerNorm)."""
+    import torch
+    from transformers import MarianConfig, MarianMTModel
+
+    cfg = model.config
+    layer = cfg.layer
+    paper = (
+        not layer.norm_first and layer.activation == "relu" and cfg.positional == "sinusoidal"
+        and cfg.tie_embeddings == "all" and layer.norm == "layer" and layer.bias
+        and layer.d_k in (None, layer.head_dim) and layer.attention_window is None
+    )  # fmt: skip
+    if not paper:
+        raise ValueError("only the paper's encoder-decoder set-up converts to MarianMTModel")
+    config = MarianConfig(
+        vocab_size=cfg.tgt_vocab_size, d_model=cfg.d_model, encoder_layers=cfg.n_encoder_layers,
+        decoder_layers=cfg.n_decoder_layers, encoder_attention_heads=cfg.n_heads,
+        decoder_attention_heads=cfg.n_heads, encoder_ffn_dim=layer.d_ff,
+        decoder_ffn_dim=layer.d_ff, activation_function="relu", dropout=0.0,
+        attention_dropout=0.0, activation_dropout=0.0, scale_embedding=True,
+        max_position_embeddings=cfg.max_len, pad_token_id=cfg.pad_id, bos_token_id=BOS,
+        eos_token_id=EOS, decoder_start_token_id=BOS, forced_eos_token_id=None,
+        share_encoder_decoder_embeddings=True, tie_word_embeddings=True,
+    )  # fmt: skip
+    hf = MarianMTModel(config).eval()
+    eps = float(layer.layer_norm_eps)
+
+    def linear(dst: nn.Linear, src: nn.Linear) -> None:
+        dst.weight.copy_(src.weight)
+        dst.bias.copy_(src.bias)
+
+    def norm(dst: nn.LayerNorm, src: nn.LayerNorm) -> None:
+        dst.weight.copy_(src.weight)
+        dst.bias.copy_(src.bias)
+        dst.eps = eps
+
+    def attention(dst: nn.Module, src: nn.Module) -> None:
+        for d, s in (("q_proj", "w_q"), ("k_proj", "w_k"), ("v_proj", "w_v"), ("out_proj", "w_o")):
+            linear(getattr(dst, d), getattr(src, s))
+
+    table = sinusoid_table(cfg.max_len, cfg.d_model)  # (max_len, D), sin/cos interleaved
+    with torch.no_grad():
+        hf.model.shared.weight.copy_(model.encoder.embed.weight)  # tied: one matrix for all
+        for side, ours in ((hf.model.encoder, model.encoder), (hf.model.decoder, model.decoder)):
+            side.embed_positions.weight.copy_(table)
+            for dst, src in zip(side.layers, ours.layers, strict=True):
+                attention(dst.self_attn, src.self_attn)
+                norm(dst.self_attn_layer_norm, src.res_self.norm)
+                if hasattr(dst, "encoder_attn"):
+                    attention(dst.encoder_attn, src.cross_attn)
+                    norm(dst.encoder_attn_layer_norm, src.res_cross.norm)
+                linear(dst.fc1, src.ffn.w_1)
+                linear(dst.fc2, src.ffn.w_2)
+                norm(dst.final_layer_norm, src.res_ffn.norm)
+        hf.final_logits_bias.zero_()
+    return hf

@@ -12,10 +12,18 @@ test_2016_flickr, 1,000 sentences, from `--data`) from text to text, batches of 
   aiayn             `aiayn.translator.translate_sentences`: tokenize → length-sorted batches →
                     decode → detokenize (what `aiayn translate` runs)
   aiayn_int8        the same with `quantize="int8"` (dynamic int8 linear layers)
+  aiayn_k_finished, aiayn_int8_k_finished
+                    the same with `stopping="k_finished"`: beam search ends a sentence once K
+                    hypotheses have finished, CTranslate2's rule (aiayn's default is the exact
+                    bound, which runs more steps; `aiayn.decode.beam`)
   ctranslate2       `Translator.translate_batch` on the model exported with `aiayn export`
                     (fp32), tokenized and detokenized with the model's own tokenizer; CT2 sorts
                     by length itself (`max_batch_size`)
   ctranslate2_int8  the same export with `quantization="int8"`
+  hf_marian         HF transformers' `MarianMTModel.generate` on the same weights
+                    (`benchmarks.contenders.marian_from_aiayn`), the same token ids in
+                    length-sorted batches; `bad_words_ids` bans <pad>/<s>, `early_stopping=True`
+                    (K finished) and HF's own length penalty log P / |Y|^α
 Each contender decodes with the same beam size and length limit (`max_len` for every sentence:
 CTranslate2 takes one limit per call, so aiayn's `extra_len` is set to `max_len` too; a trained
 model's outputs end long before it); aiayn's GNMT penalty α has
@@ -179,6 +187,44 @@ def ctranslate2_contender(
     return run
 
 
+def hf_marian_contender(model_dir: str, beam: int, alpha: float, batch_size: int) -> Translate:
+    """HF `generate` on a MarianMTModel holding the model's weights, fed the token ids
+    aiayn's translator would feed (source + </s>, cut at max_len), batches sorted by length."""
+    from aiayn.translator import load_translator
+    from benchmarks.contenders import marian_from_aiayn
+
+    model, tokenizers = load_translator(model_dir)
+    cfg = model.config
+    hf = marian_from_aiayn(model)
+    del model
+    src_tok, tgt_tok = tokenizers.source, tokenizers.target
+    limit, pad, bos, eos = cfg.max_len, cfg.pad_id, tgt_tok.bos_id, tgt_tok.eos_id
+    options = dict(
+        num_beams=beam, do_sample=False, max_new_tokens=limit, min_new_tokens=0,
+        early_stopping=True, length_penalty=alpha if beam > 1 else 1.0,
+        bad_words_ids=[[pad], [bos]], num_return_sequences=1, use_cache=True,
+    )  # fmt: skip
+
+    @torch.inference_mode()
+    def run(sentences: list[str]) -> list[str]:
+        encoded = src_tok.encode_batch(sentences, add_eos=True)
+        encoded = [row if len(row) <= limit else [*row[: limit - 1], eos] for row in encoded]
+        order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))
+        outputs: list[list[int]] = [[] for _ in encoded]
+        for start in range(0, len(order), batch_size):
+            chunk = order[start : start + batch_size]
+            width = max(len(encoded[i]) for i in chunk)
+            src = torch.full((len(chunk), width), pad, dtype=torch.long)  # (B, S)
+            for row, i in enumerate(chunk):
+                src[row, : len(encoded[i])] = torch.tensor(encoded[i])
+            out = hf.generate(input_ids=src, attention_mask=src != pad, **options)  # (B, 1 + T)
+            for i, ids in zip(chunk, out[:, 1:].tolist(), strict=True):
+                outputs[i] = ids[: ids.index(eos)] if eos in ids else ids
+        return tgt_tok.decode_batch(outputs)
+
+    return run
+
+
 def measure(
     model_dir: str,
     sentences: list[str],
@@ -213,10 +259,14 @@ def measure(
                     runs[name] = revision_contender(
                         name.split("@", 1)[1], model_dir, beam, alpha, batch_size
                     )
+                elif name == "hf_marian":
+                    runs[name] = hf_marian_contender(model_dir, beam, alpha, batch_size)
                 else:
                     opts = dict(aiayn_opts or {}).get(name, {})
-                    if name == "aiayn_int8":
+                    if name.startswith("aiayn_int8"):
                         opts = {"quantize": "int8", **opts}
+                    if name.endswith("_k_finished"):
+                        opts = {"stopping": "k_finished", **opts}
                     runs[name] = aiayn_contender(model_dir, beam, alpha, batch_size, **opts)
             times: dict[str, list[float]] = {name: [] for name in runs}
             outputs: dict[str, list[str]] = {}
@@ -260,7 +310,9 @@ def _exports(model_dir: str, contenders: list[str], tmp: Path) -> dict[str, Path
 
 def _ratios(rows: dict) -> dict:
     pairs = [("aiayn", "ctranslate2"), ("aiayn_int8", "ctranslate2_int8"),
-             ("aiayn_int8", "aiayn")]  # fmt: skip
+             ("aiayn_int8", "aiayn"), ("aiayn_k_finished", "ctranslate2"),
+             ("aiayn_int8_k_finished", "ctranslate2_int8"), ("aiayn_k_finished", "aiayn"),
+             ("aiayn", "hf_marian")]  # fmt: skip
     pairs += [("aiayn", name) for name in rows if "@" in name]  # after ÷ before
     ratios = {}
     for ours, peer in pairs:
@@ -275,11 +327,12 @@ def _ratios(rows: dict) -> dict:
 
 def profile_aiayn(
     model_dir: str, sentences: list[str], beam: int, alpha: float = 0.6, batch_size: int = 64,
-    threads: int = 2, top: int = 15, quantize: str | None = None,
+    threads: int = 2, top: int = 15, quantize: str | None = None, stopping: str = "exact",
 ) -> dict:  # fmt: skip
     """Where one `translate_sentences` call spends its time: its phases (wall clock, through
-    wrappers around the tokenizers, `start`, `step`, `reorder` and the beam bookkeeping) and
-    torch's operators (torch.profiler, self CPU time)."""
+    wrappers around the tokenizers, `start`, `step`, `reorder` and the beam bookkeeping; the
+    calls of `model.step` are the decoder steps) and torch's operators (torch.profiler, self
+    CPU time)."""
     from aiayn.decode import beam as beam_mod
     from aiayn.models import encoder_decoder as ed
     from aiayn.translator import load_translator, translate_sentences
@@ -290,7 +343,12 @@ def profile_aiayn(
         from aiayn.export.quantize import quantize_model
 
         model = quantize_model(model, quantize)
-    translate_sentences(model, tokenizers, sentences[:128], beam, alpha, batch_size)  # warm-up
+    opts = {"stopping": stopping}
+
+    def translate_all(batch: list[str]) -> list[str]:
+        return translate_sentences(model, tokenizers, batch, beam, alpha, batch_size, **opts)
+
+    translate_all(sentences[:128])  # warm-up
     phases: dict[str, float] = {}
     counts: dict[str, int] = {}
 
@@ -327,19 +385,20 @@ def profile_aiayn(
         originals.append((owner, attr, timed(owner, attr, phase)))
     try:
         start = time.perf_counter()
-        translate_sentences(model, tokenizers, sentences, beam, alpha, batch_size)
+        translate_all(sentences)
         total = time.perf_counter() - start
     finally:
         for owner, attr, original in reversed(originals):
             setattr(owner, attr, original)
     phases["other (batching, log_softmax, loop)"] = total - sum(phases.values())
     with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
-        translate_sentences(model, tokenizers, sentences, beam, alpha, batch_size)
+        translate_all(sentences)
     ops = sorted(prof.key_averages(), key=lambda e: e.self_cpu_time_total, reverse=True)
     op_total = sum(e.self_cpu_time_total for e in ops)
     return {
         "beam": beam,
         "quantize": quantize,
+        "stopping": stopping,
         "seconds": round(total, 3),
         "phases": {
             k: {"seconds": round(v, 3), "share": round(v / total, 3), "calls": counts.get(k)}
@@ -392,7 +451,8 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--rounds", type=int, default=3, help="timed rounds (the median is kept)")
     p.add_argument("--contenders", nargs="+",
                    default=["aiayn", "ctranslate2", "aiayn_int8", "ctranslate2_int8"],
-                   help="aiayn, aiayn_int8, ctranslate2, ctranslate2_int8, and aiayn@REV: the "
+                   help="aiayn, aiayn_int8, aiayn_k_finished, aiayn_int8_k_finished, "
+                   "ctranslate2, ctranslate2_int8, hf_marian (see above), and aiayn@REV: the "
                    "decoding loops and translator of git revision REV (a before/after pair "
                    "in one process); the first is the reference of the agreement "
                    "column")  # fmt: skip
@@ -412,9 +472,11 @@ def main(argv: list[str] | None = None) -> dict:
                           args.batch_size, args.threads))  # fmt: skip
     if args.profile:
         report["profile"] = [
-            profile_aiayn(model, src, beam, args.alpha, args.batch_size, args.threads)
+            profile_aiayn(model, src, beam, args.alpha, args.batch_size, args.threads,
+                          stopping=stopping)
             for beam in args.beams
-        ]
+            for stopping in (["exact", "k_finished"] if beam > 1 else ["exact"])
+        ]  # fmt: skip
     text = json.dumps(report, indent=1, ensure_ascii=False)
     print(text)
     if args.out:

@@ -190,6 +190,43 @@ def test_the_torch_dropout_contender_is_aiayn_with_every_dropout_swapped():
     assert [m.p for m in swapped.modules() if isinstance(m, torch.nn.Dropout)] == ours_p
 
 
+def test_marian_from_aiayn_computes_the_same_function():
+    """The real-sentence benchmark's HF contender is the same network: equal logits on a padded
+    batch (and not by accident: without our position table they differ)."""
+    from aiayn.config import ModelConfig
+    from aiayn.models import EncoderDecoder
+    from benchmarks.contenders import marian_from_aiayn
+
+    torch.manual_seed(0)
+    cfg = ModelConfig.create(
+        src_vocab_size=50, tgt_vocab_size=50, d_model=32, n_heads=4, d_ff=64,
+        n_encoder_layers=2, n_decoder_layers=2, dropout=0.0, max_len=32, layer_norm_eps=1e-3,
+    )  # fmt: skip
+    model = EncoderDecoder(cfg).eval()
+    with torch.no_grad():  # biases and norms away from their defaults: a mix-up shows
+        for name, p in model.named_parameters():
+            if name.endswith(".bias") or "norm" in name:
+                p.add_(0.2 * torch.randn_like(p))
+    hf = marian_from_aiayn(model)
+    src = torch.randint(4, 50, (3, 9))
+    src[:, -1] = EOS
+    src[1, 5], src[1, 6:] = EOS, PAD
+    tgt = torch.randint(4, 50, (3, 7))
+    tgt[:, 0] = BOS
+    with torch.no_grad():
+        ours = model(src, tgt)
+        theirs = hf(input_ids=src, attention_mask=src != PAD, decoder_input_ids=tgt).logits
+        torch.testing.assert_close(theirs, ours, atol=1e-5, rtol=1e-5)
+        hf.model.decoder.embed_positions.weight.zero_()
+        moved = hf(input_ids=src, attention_mask=src != PAD, decoder_input_ids=tgt).logits
+    assert (moved - ours).abs().max() > 0.1
+    with pytest.raises(ValueError, match="paper's encoder-decoder"):
+        marian_from_aiayn(EncoderDecoder(ModelConfig.create(
+            src_vocab_size=50, tgt_vocab_size=50, d_model=32, n_heads=4, d_ff=64,
+            n_encoder_layers=1, n_decoder_layers=1, norm_first=True,
+        )))  # fmt: skip
+
+
 def test_lm_smoke_run_times_both_contenders_on_the_same_model():
     cmd = [sys.executable, "-m", "benchmarks.run", "--smoke", "--parts", "lm", "--no-record"]
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)

@@ -31,16 +31,15 @@ def test_every_contender_translates_the_same_sentences(tmp_path):
     )  # fmt: skip
     save_pretrained(EncoderDecoder(cfg).eval(), tmp_path)
     tokenizers.save(tmp_path)
-    report = measure(
-        str(tmp_path), src, ref, beams=[1, 2], rounds=1, threads=1,
-        contenders=["aiayn", "aiayn@HEAD", "ctranslate2", "aiayn_int8", "ctranslate2_int8"],
-    )  # fmt: skip
+    names = ["aiayn", "aiayn@HEAD", "ctranslate2", "aiayn_int8", "ctranslate2_int8",
+             "aiayn_k_finished", "hf_marian"]  # fmt: skip
+    report = measure(str(tmp_path), src, ref, beams=[1, 2], rounds=1, threads=1, contenders=names)
     greedy = report["by_beam"]["beam1"]["contenders"]
-    # greedy: the same tokens as CTranslate2 and as the committed decoding code
-    assert greedy["ctranslate2"]["same_as_aiayn"] == 1.0
-    assert greedy["aiayn@HEAD"]["same_as_aiayn"] == 1.0
+    # greedy: the same tokens as CTranslate2, HF on the same weights, the committed decoding
+    # code, and the k_finished rule (which only beam search reads)
+    for name in ("ctranslate2", "aiayn@HEAD", "hf_marian", "aiayn_k_finished"):
+        assert greedy[name]["same_as_aiayn"] == 1.0, name
     for beam in report["by_beam"].values():
-        assert set(beam["contenders"]) == {"aiayn", "aiayn@HEAD", "ctranslate2", "aiayn_int8",
-                                           "ctranslate2_int8"}  # fmt: skip
+        assert set(beam["contenders"]) == set(names)
         assert all(row["sentences_per_s"] > 0 for row in beam["contenders"].values())
         assert "aiayn_vs_ctranslate2" in beam["ratios"]

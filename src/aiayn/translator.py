@@ -14,6 +14,7 @@ from collections.abc import Sequence
 
 import torch
 
+from aiayn.decode.beam import STOPPING
 from aiayn.errors import ConfigError
 from aiayn.models.encoder_decoder import EncoderDecoder
 from aiayn.models.ensemble import Ensemble
@@ -63,12 +64,15 @@ def translate(
     device: str | torch.device = "cpu",
     batch_size: int = 64,
     quantize: str | None = None,
+    stopping: str = "exact",
 ) -> list[str]:
     """Translate `sentences` with a model directory, several (an ensemble; see
     `load_translator`), or a model object plus its `tokenizers`.
 
     `quantize="int8"`: decode with a dynamic-int8 copy of the model (CPU only; see
-    `aiayn.export.quantize`), faster and a little less exact."""
+    `aiayn.export.quantize`), faster and a little less exact. `stopping="k_finished"`: beam
+    search stops once `beam` hypotheses have finished (CTranslate2's and fairseq's rule; see
+    `aiayn.decode.beam`), faster than the exact default and rarely different."""
     from aiayn.export.quantize import check_quantize, quantize_model
 
     if isinstance(model, (EncoderDecoder, Ensemble)):
@@ -79,7 +83,9 @@ def translate(
         model, tokenizers = load_translator(model, device)
     if quantize is not None:
         model = quantize_model(model, quantize)
-    return translate_sentences(model, tokenizers, sentences, beam, alpha, batch_size)
+    return translate_sentences(
+        model, tokenizers, sentences, beam, alpha, batch_size, stopping=stopping
+    )
 
 
 @torch.inference_mode()
@@ -91,6 +97,7 @@ def translate_sentences(
     alpha: float = 0.6,
     batch_size: int = 64,
     extra_len: int = 50,
+    stopping: str = "exact",
 ) -> list[str]:
     """Batched translation, sorted by length for little padding, returned in input order."""
     from aiayn.decode import generate
@@ -99,6 +106,8 @@ def translate_sentences(
         raise ConfigError(f"length penalty alpha = {alpha}: must be a number >= 0 (0.6: the paper)")
     if beam < 1 or batch_size < 1:
         raise ConfigError(f"beam = {beam}, batch_size = {batch_size}: both must be at least 1")
+    if stopping not in STOPPING:
+        raise ConfigError(f"stopping = {stopping!r}: must be one of {', '.join(STOPPING)}")
 
     was_training = model.training
     model.eval()
@@ -137,6 +146,7 @@ def translate_sentences(
             alpha=alpha,
             max_len=limit,  # a cap: each sentence may also output its own length + extra_len
             extra_len=extra_len,
+            stopping=stopping,
         )
         for i, text in zip(chunk, tgt_tok.decode_batch(hyps), strict=True):
             outputs[i] = text

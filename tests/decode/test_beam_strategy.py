@@ -26,9 +26,11 @@ def table(seed: int, sentence: int, prefix: tuple[int, ...]) -> torch.Tensor:
     return logits.log_softmax(-1)
 
 
-def run(seed, limits, K, alpha, device="cpu"):
+def run(seed, limits, K, alpha, device="cpu", stopping="exact"):
     """Drive BeamSearch to the end; -> (hypotheses(K), steps taken)."""
-    search = BeamSearch(torch.tensor(limits, device=device), K, EOS, alpha, banned=BANNED)
+    search = BeamSearch(
+        torch.tensor(limits, device=device), K, EOS, alpha, banned=BANNED, stopping=stopping
+    )
     sentence = [b for b in range(len(limits)) for _ in range(K)]  # row -> sentence
     prefix: list[tuple[int, ...]] = [()] * len(sentence)
     steps = 0
@@ -49,14 +51,15 @@ def best_final_score(log_prob: float, t: int, limit: int, alpha: float) -> float
     return max(log_prob / length_penalty(n, alpha) for n in range(t + 1, limit + 1))
 
 
-def reference(seed, sentence, limit, K, alpha):
+def reference(seed, sentence, limit, K, alpha, stopping="exact"):
     """The same search written plainly for one sentence, with no early stopping: every step
     ranks all continuations, finishes </s> among the first K, keeps the best K others.
     -> (best K as (tokens, score, finished), the step at which the documented stopping rule
-    first holds)."""
+    first holds). "exact": the best K of the search run to its limit; "k_finished": the best
+    K when K hypotheses have finished (or at the limit)."""
     beams = [((), 0.0)]
     finished = []  # (score, tokens, finished)
-    stop_at = None
+    stop_at = at_stop = None
     for t in range(limit):
         candidates = []
         for tokens, lp in beams:
@@ -73,25 +76,25 @@ def reference(seed, sentence, limit, K, alpha):
         if t + 1 == limit:
             finished += [(lp / length_penalty(limit, alpha), tk, False) for tk, lp in beams]
         best_k = sorted(finished, key=lambda f: -f[0])[:K]
-        if stop_at is None and (
-            t + 1 == limit
-            or (
-                len(best_k) == K
-                and all(
-                    best_final_score(lp, t + 1, limit, alpha) <= best_k[-1][0] for _, lp in beams
-                )
+        if t + 1 == limit:
+            over = True
+        elif stopping == "k_finished":
+            over = len(finished) >= K
+        else:
+            over = len(best_k) == K and all(
+                best_final_score(lp, t + 1, limit, alpha) <= best_k[-1][0] for _, lp in beams
             )
-        ):
-            stop_at = t + 1
-    best_k = sorted(finished, key=lambda f: -f[0])[:K]
+        if stop_at is None and over:
+            stop_at, at_stop = t + 1, best_k
+    best_k = sorted(finished, key=lambda f: -f[0])[:K] if stopping == "exact" else at_stop
     return [(list(tk), score, done) for score, tk, done in best_k], stop_at
 
 
-def check_against_reference(seed, limits, K, alpha, device="cpu"):
-    out, steps = run(seed, limits, K, alpha, device)
+def check_against_reference(seed, limits, K, alpha, device="cpu", stopping="exact"):
+    out, steps = run(seed, limits, K, alpha, device, stopping)
     stops = []
     for b, limit in enumerate(limits):
-        ref, stop_at = reference(seed, b, limit, K, alpha)
+        ref, stop_at = reference(seed, b, limit, K, alpha, stopping)
         got = [(h.tokens, h.finished) for h in out[b]]
         assert got == [(tk, done) for tk, _, done in ref], (seed, b)
         assert [h.score for h in out[b]] == pytest.approx([s for _, s, _ in ref], abs=1e-5)
@@ -118,6 +121,30 @@ def test_equals_a_search_without_early_stopping_and_stops_as_soon_as_it_may(K, a
 def test_sentences_of_a_batch_are_searched_independently():
     for seed in range(4):
         check_against_reference(seed, [4, 6, 2, 5], K=2, alpha=0.6)
+
+
+@pytest.mark.parametrize("alpha", [0.0, 0.6])
+@pytest.mark.parametrize("K", [2, 3])
+def test_k_finished_stops_once_k_have_finished(K, alpha):
+    """CTranslate2's and fairseq's rule: the best K of the first K finished hypotheses, at
+    the step the K-th finishes; never later than the exact rule, and here often sooner."""
+    sooner = differs = 0
+    for seed in range(16):
+        (k_stop,) = check_against_reference(seed, [9], K, alpha, stopping="k_finished")
+        (exact_stop,) = check_against_reference(seed, [9], K, alpha)
+        assert k_stop <= exact_stop
+        sooner += k_stop < exact_stop
+        k_best = run(seed, [9], K, alpha, stopping="k_finished")[0][0][0]
+        differs += k_best.tokens != run(seed, [9], K, alpha)[0][0][0].tokens
+    assert sooner > 0  # the rule was exercised
+    print(f"K {K} alpha {alpha}: {sooner}/16 stopped sooner, {differs}/16 other best output")
+
+
+def test_k_finished_in_a_batch_and_unknown_rules():
+    for seed in range(4):
+        check_against_reference(seed, [4, 6, 2, 5], K=2, alpha=0.6, stopping="k_finished")
+    with pytest.raises(ValueError, match="stopping must be one of exact, k_finished"):
+        BeamSearch(torch.tensor([3]), beam_size=2, eos_id=EOS, stopping="first")
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")

@@ -216,6 +216,25 @@ def test_beam_search_matches_without_length_penalty(tmp_path):
     assert greedy != [h[0].tokens for h in ours]
 
 
+def test_k_finished_stopping_is_ctranslate2s_search(tmp_path):
+    """aiayn's stopping="k_finished" with alpha = 0 is CTranslate2's beam search with
+    length_penalty 0: the same K hypotheses, in the same order, with the same log-probs."""
+    model = trained()
+    tr = translator(export_ctranslate2(model, tmp_path / "ct2"))
+    src, sources = held_out_sources(model)
+    K = 4
+    ours = beam_search(
+        model, src, BOS, EOS, beam_size=K, alpha=0.0, extra_len=EXTRA, n_best=K,
+        stopping="k_finished",
+    )  # fmt: skip
+    results = ct2_decode(
+        tr, sources, beam_size=K, suppress_sequences=None, num_hypotheses=K, return_scores=True
+    )
+    for hyps, r in zip(ours, results, strict=True):
+        assert [untoks(h) for h in r.hypotheses] == [h.tokens for h in hyps]
+        assert r.scores == pytest.approx([h.log_prob for h in hyps], abs=1e-4)
+
+
 def test_beam_length_penalty_is_ctranslate2s_own(tmp_path):
     """CT2's length_penalty α divides the log-prob by |Y|^α, not by GNMT's ((5 + |Y|) / 6)^α
     (|Y| counts </s> in both): check every returned score against that formula, so that the

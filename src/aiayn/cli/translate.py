@@ -82,6 +82,13 @@ def _decoding_flags(p: argparse.ArgumentParser) -> None:
         help="GNMT length penalty α; 0 = raw log-probability (default: 0.6, the paper's)",
     )  # fmt: skip
     p.add_argument(
+        "--stopping", choices=["exact", "k_finished"], default="exact",
+        help="when beam search ends a sentence: exact = once no live beam can beat the "
+        "beam-size best finished ones (the paper's; never changes the result); k_finished = "
+        "once beam-size hypotheses have finished (CTranslate2's and fairseq's rule: fewer "
+        "steps, rarely another output) (default: exact)",
+    )  # fmt: skip
+    p.add_argument(
         "--batch-size", type=positive_int, default=64, help="sentences per batch (default: 64)"
     )
     p.add_argument("--device", default="cpu", help="cpu, cuda, … (default: cpu)")
@@ -139,7 +146,7 @@ def run_translate(args: argparse.Namespace) -> int:
     lines = _read_lines(args.input)
     outputs = translate(
         args.model, lines, beam=args.beam, alpha=args.alpha, device=args.device,
-        batch_size=args.batch_size, quantize=_quantize(args),
+        batch_size=args.batch_size, quantize=_quantize(args), stopping=args.stopping,
     )  # fmt: skip
     if args.output:
         _write_output(args.output, outputs)
@@ -167,7 +174,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     hyps = translate(
         args.model, src, beam=args.beam, alpha=args.alpha, device=args.device,
-        batch_size=args.batch_size, quantize=_quantize(args),
+        batch_size=args.batch_size, quantize=_quantize(args), stopping=args.stopping,
     )  # fmt: skip
     seconds = time.perf_counter() - start
     if args.output:
@@ -177,6 +184,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
         "sentences": len(src),
         "beam": args.beam,
         "alpha": args.alpha,
+        "stopping": args.stopping,
         "quantize": args.quantize,
         "seconds": round(seconds, 2),
         "model": " ".join(args.model),

@@ -16,17 +16,25 @@ Per step (fairseq's scheme):
 3. </s> candidates among the first K are finished, scored by the GNMT length penalty;
 4. the best K non-</s> candidates become the new beams.
 
-Stopping (per sentence): done when K hypotheses are finished and no live beam can still beat
-the worst of them. A live beam's log-prob can only fall, and with alpha >= 0 lp only grows with
-length, so its best possible final score is log_prob / lp(longest length it may reach) — an
-exact bound (GNMT/tensor2tensor's criterion; for alpha < 0 the shortest length is used). So
-stopping early never changes the result compared with running to the length limit. A sentence
-that reaches its length limit finishes its live beams as they are (no </s>).
+Stopping (per sentence), `stopping="exact"` (the default): done when K hypotheses are finished
+and no live beam can still beat the worst of them. A live beam's log-prob can only fall, and
+with alpha >= 0 lp only grows with length, so its best possible final score is
+log_prob / lp(longest length it may reach) — an exact bound (GNMT/tensor2tensor's criterion;
+for alpha < 0 the shortest length is used). So stopping early never changes the result
+compared with running to the length limit. A sentence that reaches its length limit
+finishes its live beams as they are (no </s>).
 
 K = 1 with alpha = 0 is greedy decoding exactly. With alpha > 0 it can differ: when greedy's
 choice is </s>, the runner-up token stays live (step 4) and may later finish with a better
 length-normalised score, which the exact stopping rule lets it do. (fairseq's default rule,
 "stop at K finished", would stop there; it can miss better hypotheses for any K.)
+
+`stopping="k_finished"` is that rule: done as soon as K hypotheses have finished (fairseq's,
+CTranslate2's with patience 1, Hugging Face's `early_stopping=True`). It runs fewer steps: the
+exact bound divides by lp(the length limit), so with alpha > 0 live beams must fall far below
+the finished ones before a sentence is done. The price is that a live beam that would have
+finished better is never seen; `docs/decoding_speed.md` measures how often that changes the
+output on real sentences.
 """
 
 from __future__ import annotations
@@ -40,6 +48,9 @@ from torch import Tensor
 from aiayn.decode.length_penalty import PAPER_ALPHA, length_penalty
 
 NEG_INF = float("-inf")
+
+#: Values of `BeamSearch(stopping=)`: the exact bound (default) or stop at K finished.
+STOPPING = ("exact", "k_finished")
 
 
 @dataclass(frozen=True)
@@ -105,6 +116,8 @@ class BeamSearch:
     --min-len; with min_len >= the limit every output runs to its limit).
     recorder: sees each step's candidates (the attention explorer's beam tree); None, the
     default, costs one attribute test per step.
+    stopping: "exact" (no live beam can beat the K finished) or "k_finished" (K have finished);
+    see the module docstring.
     """
 
     def __init__(
@@ -116,9 +129,12 @@ class BeamSearch:
         banned: tuple[int, ...] = (),
         min_len: int = 0,
         recorder: BeamRecorder | None = None,
+        stopping: str = "exact",
     ) -> None:
         if beam_size < 1:
             raise ValueError(f"beam_size must be >= 1, got {beam_size}")
+        if stopping not in STOPPING:
+            raise ValueError(f"stopping must be one of {', '.join(STOPPING)}, got {stopping!r}")
         if int(limits.min()) < 1:
             raise ValueError("every sentence needs a length limit >= 1")
         device = limits.device
@@ -129,6 +145,7 @@ class BeamSearch:
         self.banned = torch.tensor(sorted(set(banned)), dtype=torch.long, device=device)
         self.min_len = min_len
         self.recorder = recorder
+        self.stopping = stopping
         self.banned_early = torch.tensor(  # while t < min_len, </s> is banned too
             sorted({*banned, eos_id}), dtype=torch.long, device=device
         )
@@ -206,7 +223,11 @@ class BeamSearch:
             live = at_limit[:, None] & (self.scores > NEG_INF)  # (A, K)
             tokens, lps = self.tokens.view(A, K, -1), self.token_lps.view(A, K, -1)
             self._finish(tokens, lps, self.scores, live, length=self.t, eos=False)
-        done = at_limit | self._cannot_improve(limits)  # (A,)
+        if self.stopping == "k_finished":
+            over = self.fin_scores[self.active, -1] > NEG_INF  # (A,): K have finished
+        else:
+            over = self._cannot_improve(limits)  # (A,)
+        done = at_limit | over  # (A,)
         if self.recorder is not None:  # before compaction: rows and `active` still line up
             self.recorder.record(
                 self,
@@ -291,4 +312,4 @@ class BeamSearch:
         return out
 
 
-__all__ = ["BeamRecorder", "BeamSearch", "BeamStep", "Hypothesis", "StepCandidates"]
+__all__ = ["STOPPING", "BeamRecorder", "BeamSearch", "BeamStep", "Hypothesis", "StepCandidates"]

@@ -29,6 +29,7 @@ def beam_search_over(
     n_best: int = 1,
     min_len: int = 0,
     recorder: BeamRecorder | None = None,
+    stopping: str = "exact",
 ) -> list[list[Hypothesis]]:
     """Beam search over any model of the decoding protocol (`aiayn.decode.protocol`).
 
@@ -36,14 +37,18 @@ def beam_search_over(
     state is started once per input and its rows repeated per beam; `first` (B, T0) is fed on
     the first step (<s> for translation, the prompt for a language model). Row b outputs at
     most `limits[b]` tokens (counting </s>). See `aiayn.decode.beam` for the search and its
-    stopping rule. `recorder` watches every step (`aiayn.decode.beam_tree.BeamTree`).
+    stopping rules (`stopping`: "exact" or "k_finished"). `recorder` watches every step
+    (`aiayn.decode.beam_tree.BeamTree`).
     Shape: inputs (B, S), first (B, T0), limits (B,) long
     -> B lists of up to `n_best` hypotheses, best first.
     """
     K = beam_size
     if not 1 <= n_best <= K:
         raise ValueError(f"n_best must be in [1, beam_size = {K}], got {n_best}")
-    search = BeamSearch(limits, K, eos_id, alpha, banned=banned, min_len=min_len, recorder=recorder)
+    search = BeamSearch(
+        limits, K, eos_id, alpha, banned=banned, min_len=min_len, recorder=recorder,
+        stopping=stopping,
+    )  # fmt: skip
     state = model.start(inputs, capacity=first.shape[1] + min(search.max_len, CACHE_START))
     # The first step runs once per input: its K beams would all be the same <s> (only beam 0
     # is live), so the state is repeated per beam only after it, cross-attention K/V included
@@ -83,13 +88,15 @@ def beam_search(
     n_best: int = 1,
     min_len: int = 0,
     recorder: BeamRecorder | None = None,
+    stopping: str = "exact",
 ) -> list[list[Hypothesis]]:
     """Translate a batch with beam search (§6.1: beam 4, alpha 0.6, input length + 50).
 
     Padding and <s> are never generated, nor </s> before `min_len` other tokens (min_len =
     max_len gives fixed-length outputs, as benchmarks need). A sentence outputs at most its
     own source length + `extra_len` tokens (counting </s>), capped at `max_len` (see
-    `output_limits`). See `aiayn.decode.length_penalty` for the score.
+    `output_limits`). See `aiayn.decode.length_penalty` for the score, and
+    `aiayn.decode.beam` for `stopping` ("exact": the paper's; "k_finished": CTranslate2's).
 
     Shape: src (B, S) long -> B lists of up to `n_best` hypotheses, best first.
     """
@@ -98,8 +105,9 @@ def beam_search(
     first = torch.full((src.shape[0], 1), bos_id, dtype=torch.long, device=src.device)
     banned = never_generated(pad_id, bos_id, eos_id)
     return beam_search_over(
-        model, src, first, eos_id, limits, beam_size, alpha, banned, n_best, min_len, recorder
-    )
+        model, src, first, eos_id, limits, beam_size, alpha, banned, n_best, min_len, recorder,
+        stopping,
+    )  # fmt: skip
 
 
 def generate(
@@ -112,18 +120,20 @@ def generate(
     max_len: int | None = None,
     extra_len: int = 50,
     min_len: int = 0,
+    stopping: str = "exact",
 ) -> list[list[int]]:
     """The best output of each sentence as token ids (no <s>, </s> or padding).
 
-    beam_size 1 is greedy decoding (alpha does not apply), equal to `beam_search` with K = 1
-    and alpha = 0 but faster for small batches; larger sizes run `beam_search`. Length limits
-    as in `beam_search`. Shape: src (B, S) long -> B lists of ids.
+    beam_size 1 is greedy decoding (alpha and stopping do not apply), equal to `beam_search`
+    with K = 1 and alpha = 0 but faster for small batches; larger sizes run `beam_search`.
+    Length limits as in `beam_search`. Shape: src (B, S) long -> B lists of ids.
     """
     if beam_size == 1:
         return _greedy_ids(model, src, bos_id, eos_id, max_len, extra_len, min_len)
     hyps = beam_search(
-        model, src, bos_id, eos_id, beam_size, alpha, max_len, extra_len, min_len=min_len
-    )
+        model, src, bos_id, eos_id, beam_size, alpha, max_len, extra_len, min_len=min_len,
+        stopping=stopping,
+    )  # fmt: skip
     return [h[0].tokens for h in hyps]
 
 
