@@ -297,6 +297,41 @@ def measure(
     return report
 
 
+def measure_isolated(model_dir: str, args: argparse.Namespace) -> dict:
+    """Every contender in a fresh process of its own (one warm-up and one timed round each),
+    taking turns round by round; the median round of each, and the same ratios as `measure`."""
+    import subprocess
+
+    rates: dict[str, dict[str, list[float]]] = {f"beam{b}": {} for b in args.beams}
+    with tempfile.TemporaryDirectory() as tmp:
+        for _ in range(args.rounds):
+            for name in args.contenders:
+                out = Path(tmp) / "one.json"
+                cmd = [
+                    sys.executable, "-m", "benchmarks.real_sentences", "--model", model_dir,
+                    "--data", str(args.data), "--split", args.split, "--alpha", str(args.alpha),
+                    "--batch-size", str(args.batch_size), "--threads", str(args.threads),
+                    "--rounds", "1", "--contenders", name, "--out", str(out),
+                    "--beams", *map(str, args.beams),
+                ]  # fmt: skip
+                if args.sentences:
+                    cmd += ["--sentences", str(args.sentences)]
+                subprocess.run(
+                    cmd, check=True, capture_output=True, cwd=Path(__file__).parent.parent
+                )
+                one = json.loads(out.read_text())["by_beam"]
+                for beam, result in one.items():
+                    row = result["contenders"][name]
+                    rates[beam].setdefault(name, []).append(row["sentences_per_s"])
+    report: dict = {"isolated": True, "rounds": args.rounds, "threads": args.threads,
+                    "batch_size": args.batch_size, "alpha": args.alpha, "by_beam": {}}  # fmt: skip
+    for beam, by_name in rates.items():
+        rows = {n: {"sentences_per_s": round(statistics.median(r), 1), "rounds": r}
+                for n, r in by_name.items()}  # fmt: skip
+        report["by_beam"][beam] = {"contenders": rows, "ratios": _ratios(rows)}
+    return report
+
+
 def _exports(model_dir: str, contenders: list[str], tmp: Path) -> dict[str, Path]:
     from aiayn.export import export_ctranslate2
 
@@ -456,6 +491,10 @@ def main(argv: list[str] | None = None) -> dict:
                    "decoding loops and translator of git revision REV (a before/after pair "
                    "in one process); the first is the reference of the agreement "
                    "column")  # fmt: skip
+    p.add_argument("--isolate", action="store_true",
+                   help="each contender in a process of its own, taking turns round by round "
+                   "(no thread pools shared with another library: CTranslate2's OpenMP "
+                   "threads slow torch's in one process); speeds only")  # fmt: skip
     p.add_argument("--profile", action="store_true", help="also profile aiayn at each beam")
     p.add_argument("--out", type=Path, help="also write the JSON report here")
     args = p.parse_args(argv)
@@ -468,8 +507,11 @@ def main(argv: list[str] | None = None) -> dict:
             train_short(args.data, args.train_out, args.train_minutes)
     src, ref = read_pairs(args.data, args.split, args.sentences)
     report = {"model": model, "split": args.split, "date": time.strftime("%Y-%m-%d %H:%M")}
-    report.update(measure(model, src, ref, args.beams, args.contenders, args.rounds, args.alpha,
-                          args.batch_size, args.threads))  # fmt: skip
+    if args.isolate:
+        report.update(measure_isolated(model, args))
+    else:
+        report.update(measure(model, src, ref, args.beams, args.contenders, args.rounds,
+                              args.alpha, args.batch_size, args.threads))  # fmt: skip
     if args.profile:
         report["profile"] = [
             profile_aiayn(model, src, beam, args.alpha, args.batch_size, args.threads,

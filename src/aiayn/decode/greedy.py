@@ -60,7 +60,7 @@ def greedy_search(
         logits = model.step(state, token)  # (A, V)
         mask = banned_early if t < min_len else banned_t
         if mask.numel():
-            logits = logits.index_fill(-1, mask, float("-inf"))
+            logits.index_fill_(-1, mask, float("-inf"))  # in place: no copy of (A, V)
         token = logits.argmax(dim=-1, keepdim=True)  # (A, 1)
         live = ~finished  # (A,)
         out[rows[live], t] = token[live, 0]

@@ -40,7 +40,7 @@ class Decodable(Protocol):
 
     def step(self, state: DecodingState, tokens: Tensor) -> Tensor:
         """Feed `tokens` (B, T) long (usually T = 1) and return the logits of the next token
-        after the last of them: (B, V)."""
+        after the last of them: (B, V), a tensor of its own (the loops may write into it)."""
 
 
 __all__ = ["Decodable", "DecodingState"]

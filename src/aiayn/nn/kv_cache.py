@@ -85,8 +85,10 @@ class StaticKV:
         return 0 if self.k is None else self.k.shape[2]
 
     def update(self, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
-        self.k, self.v, self.group = k, v, 1
-        return k, v
+        # Stored contiguous: k, v arrive as views of (B, S, H, Dh) (heads split by a
+        # transpose), and every later step's QKᵀ and weights·V would copy such a view again.
+        self.k, self.v, self.group = k.contiguous(), v.contiguous(), 1
+        return self.k, self.v
 
     def reorder(self, index: Tensor) -> None:
         """Keep batch rows `index` (B',); rows that come in runs of one source are stored once."""
