@@ -201,9 +201,10 @@ def hf_marian_contender(model_dir: str, beam: int, alpha: float, batch_size: int
     limit, pad, bos, eos = cfg.max_len, cfg.pad_id, tgt_tok.bos_id, tgt_tok.eos_id
     options = dict(
         num_beams=beam, do_sample=False, max_new_tokens=limit, min_new_tokens=0,
-        early_stopping=True, length_penalty=alpha if beam > 1 else 1.0,
         bad_words_ids=[[pad], [bos]], num_return_sequences=1, use_cache=True,
     )  # fmt: skip
+    if beam > 1:  # beam-search options only: greedy warns about them
+        options.update(early_stopping=True, length_penalty=alpha)
 
     @torch.inference_mode()
     def run(sentences: list[str]) -> list[str]:

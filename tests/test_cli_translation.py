@@ -74,6 +74,25 @@ def test_evaluate_prints_one_json_object(trained):
         assert isinstance(result[key], float | int)
 
 
+def test_stopping_flag_reaches_the_beam_search(trained):
+    """--stopping k_finished decodes as the Python API's stopping="k_finished" (and evaluate
+    reports the rule); an unknown rule is refused by argparse in one line."""
+    from aiayn.translator import translate
+
+    data, out, _ = trained
+    lines = (data / "test.en").read_text().splitlines()
+    proc = aiayn("translate", "--model", out, "--beam", "3", "--stopping", "k_finished",
+                 stdin="\n".join(lines) + "\n")  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split("\n")[:-1] == translate(out, lines, beam=3, stopping="k_finished")
+    proc = aiayn("evaluate", "--model", out, "--src", data / "test.en", "--ref", data / "test.de",
+                 "--beam", "3", "--stopping", "k_finished")  # fmt: skip
+    assert json.loads(proc.stdout)["stopping"] == "k_finished"
+    bad = aiayn("translate", "--model", out, "--stopping", "first", stdin="seven\n")
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr
+    assert "--stopping" in bad.stderr and "k_finished" in bad.stderr
+
+
 def test_resume_continues_the_run(trained):
     data, out, _ = trained
     proc = aiayn(

@@ -43,3 +43,34 @@ def test_every_contender_translates_the_same_sentences(tmp_path):
         assert set(beam["contenders"]) == set(names)
         assert all(row["sentences_per_s"] > 0 for row in beam["contenders"].values())
         assert "aiayn_vs_ctranslate2" in beam["ratios"]
+
+
+def test_isolated_contenders_run_in_processes_of_their_own(tmp_path):
+    """--isolate: each contender in a fresh process, taking turns; speeds and ratios only."""
+    pytest.importorskip("ctranslate2")
+    from benchmarks.real_sentences import main
+
+    src, ref = read_pairs_for_test()
+    tokenizers = TokenizerPair.shared(train_bpe(iter(src + ref), vocab_size=300))
+    cfg = ModelConfig.create(
+        src_vocab_size=tokenizers.source.vocab_size, tgt_vocab_size=tokenizers.target.vocab_size,
+        d_model=32, n_heads=2, d_ff=64, n_encoder_layers=1, n_decoder_layers=1, max_len=24,
+    )  # fmt: skip
+    save_pretrained(EncoderDecoder(cfg).eval(), tmp_path)
+    tokenizers.save(tmp_path)
+    report = main([
+        "--model", str(tmp_path), "--data", str(DATA), "--sentences", "6", "--beams", "1",
+        "--rounds", "2", "--threads", "1", "--isolate", "--contenders", "aiayn", "ctranslate2",
+    ])  # fmt: skip
+    greedy = report["by_beam"]["beam1"]
+    assert report["isolated"] is True
+    for name in ("aiayn", "ctranslate2"):
+        assert len(greedy["contenders"][name]["rounds"]) == 2
+        assert greedy["contenders"][name]["sentences_per_s"] > 0
+    assert greedy["ratios"]["aiayn_vs_ctranslate2"] > 0
+
+
+def read_pairs_for_test():
+    from benchmarks.real_sentences import read_pairs
+
+    return read_pairs(DATA, n=6)
