@@ -18,19 +18,24 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-def test_every_contender_translates_the_same_sentences(tmp_path):
-    pytest.importorskip("ctranslate2")
-    from benchmarks.real_sentences import measure, read_pairs
-
-    src, ref = read_pairs(DATA, n=6)
-    tokenizers = TokenizerPair.shared(train_bpe(iter(src + ref), vocab_size=300))
+def tiny_model_dir(path, lines: list[str]) -> None:
+    """A random 1+1-layer model with a 300-token BPE of `lines`, saved as a model directory."""
+    tokenizers = TokenizerPair.shared(train_bpe(iter(lines), vocab_size=300))
     torch.manual_seed(0)
     cfg = ModelConfig.create(
         src_vocab_size=tokenizers.source.vocab_size, tgt_vocab_size=tokenizers.target.vocab_size,
         d_model=32, n_heads=2, d_ff=64, n_encoder_layers=1, n_decoder_layers=1, max_len=24,
     )  # fmt: skip
-    save_pretrained(EncoderDecoder(cfg).eval(), tmp_path)
-    tokenizers.save(tmp_path)
+    save_pretrained(EncoderDecoder(cfg).eval(), path)
+    tokenizers.save(path)
+
+
+def test_every_contender_translates_the_same_sentences(tmp_path):
+    pytest.importorskip("ctranslate2")
+    from benchmarks.real_sentences import measure, read_pairs
+
+    src, ref = read_pairs(DATA, n=6)
+    tiny_model_dir(tmp_path, src + ref)
     names = ["aiayn", "aiayn@HEAD", "ctranslate2", "aiayn_int8", "ctranslate2_int8",
              "aiayn_k_finished", "hf_marian"]  # fmt: skip
     report = measure(str(tmp_path), src, ref, beams=[1, 2], rounds=1, threads=1, contenders=names)
@@ -48,16 +53,10 @@ def test_every_contender_translates_the_same_sentences(tmp_path):
 def test_isolated_contenders_run_in_processes_of_their_own(tmp_path):
     """--isolate: each contender in a fresh process, taking turns; speeds and ratios only."""
     pytest.importorskip("ctranslate2")
-    from benchmarks.real_sentences import main
+    from benchmarks.real_sentences import main, read_pairs
 
-    src, ref = read_pairs_for_test()
-    tokenizers = TokenizerPair.shared(train_bpe(iter(src + ref), vocab_size=300))
-    cfg = ModelConfig.create(
-        src_vocab_size=tokenizers.source.vocab_size, tgt_vocab_size=tokenizers.target.vocab_size,
-        d_model=32, n_heads=2, d_ff=64, n_encoder_layers=1, n_decoder_layers=1, max_len=24,
-    )  # fmt: skip
-    save_pretrained(EncoderDecoder(cfg).eval(), tmp_path)
-    tokenizers.save(tmp_path)
+    src, ref = read_pairs(DATA, n=6)
+    tiny_model_dir(tmp_path, src + ref)
     report = main([
         "--model", str(tmp_path), "--data", str(DATA), "--sentences", "6", "--beams", "1",
         "--rounds", "2", "--threads", "1", "--isolate", "--contenders", "aiayn", "ctranslate2",
@@ -68,9 +67,3 @@ def test_isolated_contenders_run_in_processes_of_their_own(tmp_path):
         assert len(greedy["contenders"][name]["rounds"]) == 2
         assert greedy["contenders"][name]["sentences_per_s"] > 0
     assert greedy["ratios"]["aiayn_vs_ctranslate2"] > 0
-
-
-def read_pairs_for_test():
-    from benchmarks.real_sentences import read_pairs
-
-    return read_pairs(DATA, n=6)
