@@ -6,8 +6,10 @@
 
 The same character-level decoder-only model (2 layers, d_model 128, 4 heads, pre-LN) trained
 on Tiny Shakespeare with windows of L = 64 characters, once per positional scheme: sinusoidal
-(§3.5), learned, RoPE, ALiBi, T5's bucketed bias, Shaw's clipped distances, and none (NoPE: a
-causal model can still infer position from how many tokens it sees). The same steps, seed and
+(§3.5) added to the embeddings as GPT-style models do (no scale) and as the paper does
+(embeddings × √d_model, `sinusoidal_scaled`), learned, RoPE, ALiBi, T5's bucketed bias,
+Shaw's clipped distances, and none (NoPE: a causal model can still infer position from how
+many tokens it sees). The same steps, seed and
 data for each. Then validation loss (nats per character) in windows of L, 2L and 4L:
 quality at the trained length, and length extrapolation beyond it. Learned positions have no
 vector past L: they cannot be evaluated there at all.
@@ -28,15 +30,20 @@ from aiayn.tasks.lm import LMConfig, train_lm
 from aiayn.train.config import TrainConfig
 from experiments.common import cli, pyplot, save_figure, seed_everything
 
-SCHEMES = ["sinusoidal", "learned", "rope", "alibi", "t5", "shaw", "none"]
+SCHEMES = ["sinusoidal", "sinusoidal_scaled", "learned", "rope", "alibi", "t5", "shaw", "none"]
 TRAIN_LEN = 64
 
 
 def model_config(kind: str, max_len: int) -> DecoderOnlyConfig:
+    """The scheme's model. "sinusoidal_scaled": the paper's sinusoids, with the embeddings
+    multiplied by √d_model (§3.4) before they are added; every other scheme, like GPT-2,
+    does not scale them."""
     layer = LayerConfig(d_model=128, n_heads=4, d_ff=512, dropout=0.1, norm_first=True,
                         activation="gelu")  # fmt: skip
-    return DecoderOnlyConfig(vocab_size=256, n_layers=2, layer=layer, positional=kind,
-                             max_len=max_len)  # fmt: skip
+    scaled = kind == "sinusoidal_scaled"
+    return DecoderOnlyConfig(vocab_size=256, n_layers=2, layer=layer,
+                             positional="sinusoidal" if scaled else kind, max_len=max_len,
+                             scale_embeddings=scaled)  # fmt: skip
 
 
 @torch.no_grad()

@@ -156,6 +156,11 @@ def test_positions_smoke_trains_every_scheme_and_learned_stops_at_its_length(tmp
         assert losses[0] is not None and math.isfinite(losses[0])
         assert (losses[1] is None) == (kind == "learned")  # no learned vector past L
     assert (tmp_path / "positions.png").is_file()
+    # the two sinusoidal rows differ in the embedding scale alone (§3.4's × √d_model)
+    plain, scaled = (positions.model_config(k, 64) for k in ("sinusoidal", "sinusoidal_scaled"))
+    assert plain.positional == scaled.positional == "sinusoidal"
+    assert scaled.scale_embeddings and not plain.scale_embeddings
+    assert plain.to_dict() | {"scale_embeddings": True} == scaled.to_dict()
 
 
 def test_qk_tied_smoke_and_tied_scores_are_symmetric_with_the_diagonal_on_top(tmp_path):
