@@ -190,7 +190,7 @@ def ctranslate2_contender(
 def hf_marian_contender(model_dir: str, beam: int, alpha: float, batch_size: int) -> Translate:
     """HF `generate` on a MarianMTModel holding the model's weights, fed the token ids
     aiayn's translator would feed (source + </s>, cut at max_len), batches sorted by length."""
-    from aiayn.translator import load_translator
+    from aiayn.translator import _pad, load_translator
     from benchmarks.contenders import marian_from_aiayn
 
     model, tokenizers = load_translator(model_dir)
@@ -214,10 +214,7 @@ def hf_marian_contender(model_dir: str, beam: int, alpha: float, batch_size: int
         outputs: list[list[int]] = [[] for _ in encoded]
         for start in range(0, len(order), batch_size):
             chunk = order[start : start + batch_size]
-            width = max(len(encoded[i]) for i in chunk)
-            src = torch.full((len(chunk), width), pad, dtype=torch.long)  # (B, S)
-            for row, i in enumerate(chunk):
-                src[row, : len(encoded[i])] = torch.tensor(encoded[i])
+            src = _pad([encoded[i] for i in chunk], pad, torch.device("cpu"))  # (B, S)
             out = hf.generate(input_ids=src, attention_mask=src != pad, **options)  # (B, 1 + T)
             for i, ids in zip(chunk, out[:, 1:].tolist(), strict=True):
                 outputs[i] = ids[: ids.index(eos)] if eos in ids else ids
@@ -379,10 +376,11 @@ def profile_aiayn(
         from aiayn.export.quantize import quantize_model
 
         model = quantize_model(model, quantize)
-    opts = {"stopping": stopping}
 
     def translate_all(batch: list[str]) -> list[str]:
-        return translate_sentences(model, tokenizers, batch, beam, alpha, batch_size, **opts)
+        return translate_sentences(
+            model, tokenizers, batch, beam, alpha, batch_size, stopping=stopping
+        )
 
     translate_all(sentences[:128])  # warm-up
     phases: dict[str, float] = {}
@@ -514,11 +512,13 @@ def main(argv: list[str] | None = None) -> dict:
         report.update(measure(model, src, ref, args.beams, args.contenders, args.rounds,
                               args.alpha, args.batch_size, args.threads))  # fmt: skip
     if args.profile:
+        from aiayn.decode.beam import STOPPING
+
         report["profile"] = [
             profile_aiayn(model, src, beam, args.alpha, args.batch_size, args.threads,
                           stopping=stopping)
             for beam in args.beams
-            for stopping in (["exact", "k_finished"] if beam > 1 else ["exact"])
+            for stopping in (STOPPING if beam > 1 else ["exact"])
         ]  # fmt: skip
     text = json.dumps(report, indent=1, ensure_ascii=False)
     print(text)

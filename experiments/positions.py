@@ -9,9 +9,9 @@ on Tiny Shakespeare with windows of L = 64 characters, once per positional schem
 (§3.5) added to the embeddings as GPT-style models do (no scale) and as the paper does
 (embeddings × √d_model, `sinusoidal_scaled`), learned, RoPE, ALiBi, T5's bucketed bias,
 Shaw's clipped distances, and none (NoPE: a causal model can still infer position from how
-many tokens it sees). The same steps, seed and
-data for each. Then validation loss (nats per character) in windows of L, 2L and 4L:
-quality at the trained length, and length extrapolation beyond it. Learned positions have no
+many tokens it sees). The same steps, seed and data for each. Then validation loss (nats per
+character) in windows of L, 2L and 4L: quality at the trained length, and length
+extrapolation beyond it. Learned positions have no
 vector past L: they cannot be evaluated there at all.
 """
 
