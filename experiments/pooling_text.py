@@ -12,10 +12,13 @@ model and budget with attention or pooling as the encoder's token mixer:
    vectors into a classifier), 600 steps. It looks like long-range matching, but a count
    solves it: the mean of per-token features is a bag of words, where the answer is the one
    token counted twice.
-2. Associative recall, which a count cannot solve: [CLS] k₁ v₁ … k₈ v₈ q — eight key-value
-   pairs, then a query repeating one key; name its value (32 classes). The answer needs the
-   query matched to a key up to 16 positions back *and* the order (which value follows it).
-   The same model and budget.
+2. Where does the word occur? q t₁ … t₁₆: sixteen distinct tokens after a query that equals
+   one of them; name the position of the match (16 classes), read at the query's own
+   position (BERT's [CLS] pooler on position 0, both mixers). A count cannot solve it: the
+   answer is an order, and the query must be matched to a token up to 16 positions away.
+   Attention needs one hop (the query's key-match reads the match's position); pooling
+   reaches one position per layer. The same model, 1,000 steps; accuracy by the distance
+   between the query and its match.
 3. The number-words translation task (English number words to German, unseen test numbers),
    the 2+2-layer encoder-decoder, 300 steps: only the encoder's self-attention is replaced;
    the decoder keeps its self- and cross-attention.
@@ -42,7 +45,7 @@ from experiments.numbers import (
 )
 from experiments.sqrt_dk import train_repeat_finder
 
-KEYS, PAIRS = 32, 8  # associative recall: key ids 2 … 33, value ids 34 … 65
+WORDS, LENGTH = 64, 16  # lookup: 16 distinct word ids of 2 … 65 after the query
 
 MIXERS = ("attention", "pooling")
 
@@ -53,32 +56,29 @@ def pool_encoder(model: nn.Module) -> None:
         block.self_attn = PoolingMixer(3, dims=1)
 
 
-def recall_batch(generator: torch.Generator, size: int) -> tuple[Tensor, Tensor]:
-    """[CLS] k₁ v₁ … k_P v_P q with distinct keys and q one of them; the label is q's value.
+def lookup_batch(generator: torch.Generator, size: int) -> tuple[Tensor, Tensor]:
+    """q t₁ … t_L with distinct t and q one of them; the label is its index i (q = t_{i+1}),
+    so the match lies label + 1 positions after the query.
 
-    Shape: -> ids (size, 2·PAIRS + 2), labels (size,) in [0, KEYS).
+    Shape: -> ids (size, LENGTH + 1), labels (size,) in [0, LENGTH).
     """
-    keys = torch.rand(size, KEYS, generator=generator).argsort(-1)[:, :PAIRS] + 2  # (B, P)
-    values = torch.randint(0, KEYS, (size, PAIRS), generator=generator)  # (B, P) classes
-    which = torch.randint(0, PAIRS, (size,), generator=generator)  # (B,)
-    rows = torch.arange(size)
-    pairs = torch.stack([keys, values + 2 + KEYS], dim=2).reshape(size, 2 * PAIRS)  # (B, 2P)
-    cls = torch.ones(size, 1, dtype=torch.long)
-    return torch.cat([cls, pairs, keys[rows, which, None]], dim=1), values[rows, which]
+    words = torch.rand(size, WORDS, generator=generator).argsort(-1)[:, :LENGTH] + 2  # (B, L)
+    which = torch.randint(0, LENGTH, (size,), generator=generator)  # (B,)
+    query = words[torch.arange(size), which, None]  # (B, 1)
+    return torch.cat([query, words], dim=1), which
 
 
 def run(out: Path, seed: int, smoke: bool) -> dict[str, Any]:
     seed_everything(seed)
-    repeat_steps, steps = (6, 6) if smoke else (600, 300)
-    figures: dict[str, Any] = {"repeat": {}, "numbers": {}, "steps": steps}
-    figures["recall"] = {}
+    repeat_steps, lookup_steps, steps = (6, 6, 6) if smoke else (600, 1000, 300)
+    figures: dict[str, Any] = {"repeat": {}, "lookup": {}, "numbers": {}, "steps": steps}
     for mixer in MIXERS:
         alter = pool_encoder if mixer == "pooling" else None
         figures["repeat"][mixer] = train_repeat_finder(True, 256, repeat_steps, seed,
                                                        alter=alter)  # fmt: skip
-        figures["recall"][mixer] = train_repeat_finder(
-            True, 256, repeat_steps, seed, length=2 * PAIRS + 1, alter=alter,
-            batches=recall_batch, num_labels=KEYS,
+        figures["lookup"][mixer] = train_repeat_finder(
+            True, 256, lookup_steps, seed, length=LENGTH, alter=alter, batches=lookup_batch,
+            num_labels=LENGTH, pooling="cls",
         )  # fmt: skip
     runs = out / "pooling_text_runs"
     data = fresh_data(runs, smoke, seed)
@@ -92,13 +92,17 @@ def run(out: Path, seed: int, smoke: bool) -> dict[str, Any]:
             "parameters": model.num_parameters(),
             "exact_match": greedy_exact_match(model, tokenizers, src, ref),
         }
-    r, a, n = figures["repeat"], figures["recall"], figures["numbers"]
+    r, a, n = figures["repeat"], figures["lookup"], figures["numbers"]
+    near = {m: a[m]["accuracy_by_label"][:2] for m in MIXERS}  # the match 1 or 2 positions away
+    far = {m: [x for x in a[m]["accuracy_by_label"][2:] if x is not None] for m in MIXERS}
     figures["answer"] = (
         f"Find the repeated token ({repeat_steps} steps): attention "
         f"{r['attention']['final_accuracy']:.1%}, pooling {r['pooling']['final_accuracy']:.1%} "
-        f"held-out accuracy (chance {1 / 64:.1%}). Associative recall: attention "
-        f"{a['attention']['final_accuracy']:.1%}, pooling {a['pooling']['final_accuracy']:.1%} "
-        f"(chance {1 / KEYS:.1%}). Number "
+        f"held-out accuracy (chance {1 / 64:.1%}). Where the query occurs ({lookup_steps} "
+        f"steps): attention {a['attention']['final_accuracy']:.1%}, pooling "
+        f"{a['pooling']['final_accuracy']:.1%} (chance {1 / LENGTH:.1%}); with the match 3 or "
+        f"more positions away, attention {_mean(far['attention']):.1%}, pooling "
+        f"{_mean(far['pooling']):.1%}; 1–2 away, pooling {_mean(near['pooling']):.1%}. Number "
         f"words ({steps} steps): attention encoder {last_valid(n['attention'])}, pooling "
         f"encoder {last_valid(n['pooling'])} (validation loss, greedy exact match), with "
         f"{n['attention']['parameters'] - n['pooling']['parameters']:,} fewer parameters."
@@ -107,20 +111,33 @@ def run(out: Path, seed: int, smoke: bool) -> dict[str, Any]:
     return figures
 
 
+def _mean(values: list[float | None]) -> float:
+    kept = [v for v in values if v is not None]
+    return sum(kept) / max(len(kept), 1)
+
+
 def plot(figures: dict[str, Any], path: Path) -> None:
     plt = pyplot()
-    fig, axes = plt.subplots(1, 3, figsize=(16, 4))
+    fig, axes = plt.subplots(1, 4, figsize=(21, 4))
     titles = {"repeat": "find the repeated token (24 tokens)",
-              "recall": f"associative recall ({PAIRS} key-value pairs)"}  # fmt: skip
+              "lookup": f"where does the query occur? ({LENGTH} tokens)"}  # fmt: skip
+    styles = dict(zip(MIXERS, ("o-", "s--"), strict=True))
     for ax, (task, title) in zip(axes, titles.items(), strict=False):
-        for mixer, style in zip(MIXERS, ("o-", "s--"), strict=True):
+        for mixer in MIXERS:
             curve = figures[task][mixer]["curve"]
-            ax.plot([c["step"] for c in curve], [c["accuracy"] for c in curve], style,
+            ax.plot([c["step"] for c in curve], [c["accuracy"] for c in curve], styles[mixer],
                     label=mixer)  # fmt: skip
         ax.set(xlabel="step", ylabel="held-out accuracy", title=title, ylim=(0, 1.02))
         ax.legend()
+    for mixer in MIXERS:
+        by_label = figures["lookup"][mixer]["accuracy_by_label"]
+        shown = [float("nan") if x is None else x for x in by_label]  # a label never drawn
+        axes[2].plot(range(1, len(shown) + 1), shown, styles[mixer], label=mixer)
+    axes[2].set(xlabel="positions from the query to its match", ylabel="held-out accuracy",
+                title="where does the query occur? by distance", ylim=(0, 1.02))  # fmt: skip
+    axes[2].legend()
     runs = {f"{mixer} encoder": run for mixer, run in figures["numbers"].items()}
-    valid_loss_panel(axes[2], runs, "number words (decoder keeps attention)")
+    valid_loss_panel(axes[3], runs, "number words (decoder keeps attention)")
     save_figure(fig, path)
 
 

@@ -258,27 +258,65 @@ def test_residuals_smoke_and_no_residual_drops_the_identity(tmp_path):
     assert (tmp_path / "residuals.png").is_file()
 
 
-def test_pooling_text_smoke_trains_both_mixers_on_both_tasks(tmp_path):
-    from aiayn.nn.pooling_mixer import PoolingMixer
-
+def test_pooling_text_smoke_trains_both_mixers_on_every_task(tmp_path):
     figures = pooling_text.main(["--smoke", "--out", str(tmp_path)])
-    for task in ("repeat", "recall", "numbers"):
+    for task in ("repeat", "lookup", "numbers"):
         assert set(figures[task]) == set(pooling_text.MIXERS)
     assert figures["repeat"]["pooling"]["final_entropy"] is None  # no attention weights
+    for mixer in pooling_text.MIXERS:
+        by_label = figures["lookup"][mixer]["accuracy_by_label"]
+        assert len(by_label) == pooling_text.LENGTH
+        assert all(x is None or 0.0 <= x <= 1.0 for x in by_label)
     n = figures["numbers"]
     assert n["attention"]["parameters"] - n["pooling"]["parameters"] == 2 * 4 * 128 * 129
-    assert isinstance(PoolingMixer(3, dims=1), PoolingMixer)
     assert (tmp_path / "pooling_text.png").is_file()
 
 
-def test_recall_batches_ask_for_the_value_after_the_queried_key():
-    ids, labels = pooling_text.recall_batch(torch.Generator().manual_seed(0), 50)
-    P, K = pooling_text.PAIRS, pooling_text.KEYS
-    assert ids.shape == (50, 2 * P + 2) and (ids[:, 0] == 1).all()
+def test_lookup_batches_ask_where_the_query_occurs():
+    ids, labels = pooling_text.lookup_batch(torch.Generator().manual_seed(0), 200)
+    L = pooling_text.LENGTH
+    assert ids.shape == (200, L + 1) and set(labels.tolist()) == set(range(L))
     for row, label in zip(ids, labels, strict=True):
-        keys, values, query = row[1:-1:2], row[2:-1:2], row[-1]
-        assert len(set(keys.tolist())) == P and (keys < 2 + K).all() and (values >= 2 + K).all()
-        assert values[(keys == query).nonzero().item()] - 2 - K == label
+        words = row[1:]
+        assert len(set(words.tolist())) == L and (words >= 2).all()
+        assert (words == row[0]).nonzero().item() == label
+
+
+def test_a_pooling_encoder_cannot_see_past_its_reach_at_the_query():
+    """Why the pooling model must fail the lookup beyond 2 positions: with 2 blocks of
+    window 3, position 0's final vector depends on positions 0 … 2 only."""
+    from aiayn.models import presets
+    from aiayn.models.encoder_only import EncoderOnly
+
+    torch.manual_seed(0)
+    cfg = presets.bert_tiny(vocab_size=66, n_layers=2, d_model=32, n_heads=1, d_ff=64,
+                            max_len=17, num_labels=16, type_vocab_size=0)  # fmt: skip
+    model = EncoderOnly(cfg).eval()
+    pooling_text.pool_encoder(model)
+    ids, _ = pooling_text.lookup_batch(torch.Generator().manual_seed(1), 4)
+    changed = ids.clone()
+    changed[:, 3:] = torch.randint(2, 66, changed[:, 3:].shape)
+    changed_near = ids.clone()
+    changed_near[:, 2] = (ids[:, 2] - 1).clamp_min(2) + (ids[:, 2] == 2)
+    with torch.no_grad():
+        assert torch.equal(model.classify(ids), model.classify(changed))
+        assert not torch.allclose(model.classify(ids), model.classify(changed_near))
+
+
+def test_accuracy_by_label_counts_each_label_apart():
+    from experiments.sqrt_dk import _accuracy_by_label
+
+    class Fixed(torch.nn.Module):  # always answers label 0
+        config = type("C", (), {"num_labels": 3})()
+
+        def classify(self, ids):
+            return torch.tensor([1.0, 0.0, 0.0]).expand(len(ids), 3)
+
+    def batches(generator, size):  # labels 0 and 1 only
+        labels = torch.arange(size) % 2
+        return labels[:, None], labels
+
+    assert _accuracy_by_label(Fixed(), 0, batches) == [1.0, 0.0, None]
 
 
 def test_decoding_diversity_measures():

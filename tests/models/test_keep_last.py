@@ -13,6 +13,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from aiayn.models import presets
 from aiayn.models.encoder_only import EncoderOnly
 from aiayn.models.vision import VisionTransformer
+from aiayn.nn.pooling_mixer import PoolingMixer
 
 from conftest import PAD, random_ids
 
@@ -134,6 +135,18 @@ def test_a_windowed_or_pooling_last_layer_keeps_every_position():
         assert_close(windowed.classify(ids), bert_logits_full(windowed, ids), rtol=0, atol=0)
     pooling = vit(mixer="pooling", pooling="mean")
     assert not pooling.encoder._keeps_last
+
+
+def test_a_mixer_swapped_in_after_construction_is_seen():
+    """experiments.pooling_text replaces a built BERT's attention by 1-D pooling: [CLS] must
+    then be read from the full last layer (pooling has no query/key split to shortcut)."""
+    model = bert().eval()
+    for block in model.encoder.layers:
+        block.self_attn = PoolingMixer(3, dims=1)
+    assert not model.encoder._keeps_last
+    ids = ids_with_padding()
+    with torch.no_grad():
+        assert_close(model.classify(ids), bert_logits_full(model, ids), rtol=0, atol=0)
 
 
 def test_attention_weights_for_the_explorer_still_cover_every_query():

@@ -67,16 +67,21 @@ class Stack(nn.Module):
         self.name = name
         # Relative schemes (RoPE, …) act inside self-attention; absolute ones only in `embed`.
         self._in_attention = positional if positional.acts_in_attention else None
-        # Whether the last block can let only the kept positions query it: full, non-causal
-        # attention (a window or a pooling mixer mixes by position; a relative scheme needs
-        # the queries' positions), and no BatchNorm (its statistics would see fewer tokens).
+        # Whether the last block may let only the kept positions query it (`_keeps_last`):
+        # no causality, no relative scheme (it needs the queries' positions), no BatchNorm
+        # (its statistics would see fewer tokens) — and a full-attention mixer, checked when
+        # called, since an experiment may swap a block's mixer after construction.
+        self._keeps_last_here = not causal and self._in_attention is None and layer.norm != "batch"
+
+    @property
+    def _keeps_last(self) -> bool:
+        """Whether the last block can skip the queries of the positions a head ignores: full
+        attention only (a window or a pooling mixer mixes by position)."""
         last = self.layers[-1].self_attn if self.layers else None
-        self._keeps_last = (
-            isinstance(last, MultiHeadAttention)
+        return (
+            self._keeps_last_here
+            and isinstance(last, MultiHeadAttention)
             and not isinstance(last, SlidingWindowAttention)
-            and not causal
-            and self._in_attention is None
-            and layer.norm != "batch"
         )
 
     def forward(
