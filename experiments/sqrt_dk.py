@@ -121,8 +121,9 @@ def train_repeat_finder(
     batches: Batches | None = None,
     num_labels: int | None = None,
     pooling: str = "mean",
+    n_heads: int = 1,
 ) -> dict[str, Any]:
-    """Train a 2-layer, 1-head encoder to name the repeated token; accuracy on fresh batches.
+    """Train a 2-layer encoder (1 head) to name the repeated token; accuracy on fresh batches.
 
     For experiments.pooling_text: `alter` changes the built model in place first (pooling),
     `batches` (generator, size) -> ids (size, length + 1), labels (size,) sets another task
@@ -132,7 +133,7 @@ def train_repeat_finder(
     if batches is None:
         batches = partial(repeated_token_batch, length=length, vocab=vocab)
     seed_everything(seed)
-    cfg = presets.bert_tiny(vocab_size=vocab, n_layers=2, d_model=d_model, n_heads=1,
+    cfg = presets.bert_tiny(vocab_size=vocab, n_layers=2, d_model=d_model, n_heads=n_heads,
                             d_ff=2 * d_model, max_len=length + 1,
                             num_labels=num_labels or vocab - 2, pooling=pooling,
                             type_vocab_size=0)  # fmt: skip
