@@ -397,3 +397,30 @@ def test_batching_bucketed_pads_least_and_fixed_sentence_batches_most():
         assert sorted(plan.indices.tolist()) == list(range(4000))  # every pair once
         fits = batching.measure(plan, lengths, 2048)["max_cost"] <= 2048
         assert fits == (name != "sentences")
+
+
+def test_table3_seeds_finds_the_rows_whose_arrow_flips_with_the_seed(tmp_path, capsys):
+    from experiments import table3_seeds
+
+    def table(seed, bleu_dir):
+        def row(name, d):
+            return {"group": "A", "name": name, "ours": name,
+                    "direction": {"bleu": {"ours": d, "paper": -1, "agree": d == -1},
+                                  "ppl": {"ours": 1, "paper": 1, "agree": True}}}  # fmt: skip
+
+        rows = [{"group": "base", "name": "base"}, row("heads1", bleu_dir), row("heads32", -1)]
+        return {"steps": 400, "base": {"d_model": 128}, "rows": rows, "meta": {"seed": seed},
+                "groups": {"A": {"agrees": True}}}  # fmt: skip
+
+    paths = [tmp_path / "a.json", tmp_path / "b.json"]
+    for path, t in zip(paths, (table(0, -1), table(1, 1)), strict=True):
+        path.write_text(json.dumps(t))
+    result = table3_seeds.main([str(p) for p in paths])
+    assert (result["same"], result["both_agree"], result["of"]) == (3, 3, 4)
+    flipped = result["rows"][0]["bleu"]
+    assert (flipped["first"], flipped["second"], flipped["same"]) == (-1, 1, False)
+    assert "| A | heads1 | ↓ | ↑ | ↓ | ↑ | ↑ | ↑ |" in capsys.readouterr().out
+    other = table(1, -1) | {"steps": 4000}
+    paths[1].write_text(json.dumps(other))
+    with pytest.raises(SystemExit, match="differ in steps"):
+        table3_seeds.main([str(p) for p in paths])
