@@ -123,7 +123,8 @@ def train_repeat_finder(
     pooling: str = "mean",
     n_heads: int = 1,
 ) -> dict[str, Any]:
-    """Train a 2-layer encoder (1 head) to name the repeated token; accuracy on fresh batches.
+    """Train a 2-layer encoder (`n_heads` heads) to name the repeated token; accuracy on fresh
+    batches.
 
     For experiments.pooling_text: `alter` changes the built model in place first (pooling),
     `batches` (generator, size) -> ids (size, length + 1), labels (size,) sets another task

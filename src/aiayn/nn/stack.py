@@ -71,7 +71,7 @@ class Stack(nn.Module):
         # no causality, no relative scheme (it needs the queries' positions), no BatchNorm
         # (its statistics would see fewer tokens) — and a full-attention mixer, checked when
         # called, since an experiment may swap a block's mixer after construction.
-        self._keeps_last_here = not causal and self._in_attention is None and layer.norm != "batch"
+        self._may_keep_last = not causal and self._in_attention is None and layer.norm != "batch"
 
     @property
     def _keeps_last(self) -> bool:
@@ -79,7 +79,7 @@ class Stack(nn.Module):
         attention only (a window or a pooling mixer mixes by position)."""
         last = self.layers[-1].self_attn if self.layers else None
         return (
-            self._keeps_last_here
+            self._may_keep_last
             and isinstance(last, MultiHeadAttention)
             and not isinstance(last, SlidingWindowAttention)
         )
