@@ -82,8 +82,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     for path in (args.first, args.second):
         if not path.is_file():
             p.error(f"{path}: no such file; write it with python -m experiments.table3")
-        tables.append(json.loads(path.read_text(encoding="utf-8")))
-    result = compare(*tables)
+        try:
+            tables.append(json.loads(path.read_text(encoding="utf-8")))
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:
+            p.error(f"{path}: not a JSON file ({err}); give the table3.json a run wrote")
+    try:
+        result = compare(*tables)
+    except (KeyError, TypeError) as err:
+        p.error(f"not a table written by python -m experiments.table3 (no field {err})")
     print(render(result))
     return result
 

@@ -424,3 +424,8 @@ def test_table3_seeds_finds_the_rows_whose_arrow_flips_with_the_seed(tmp_path, c
     paths[1].write_text(json.dumps(other))
     with pytest.raises(SystemExit, match="differ in steps"):
         table3_seeds.main([str(p) for p in paths])
+    for bad, says in (("not json", "not a JSON file"), ('{"rows": []}', "no field 'steps'")):
+        paths[1].write_text(bad)
+        with pytest.raises(SystemExit):
+            table3_seeds.main([str(p) for p in paths])
+        assert says in capsys.readouterr().err
