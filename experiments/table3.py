@@ -52,6 +52,8 @@ LABEL_SMOOTHING = 0.1
 #: noise bands: a smaller change counts as none. Ours is measured — the base trained again
 #: with the next seed (row "base_seed1") — and these are its floor; the paper's is its rounding.
 BAND = {"ours": {"bleu": 0.3, "ppl": 0.02}, "paper": {"bleu": 0.15, "ppl": 0.005}}
+METRICS = ("bleu", "ppl")  # each row's two directions against the base
+ARROW = {-1: "↓", 0: "=", 1: "↑"}  # a direction as the tables print it
 
 
 @dataclass(frozen=True)
@@ -234,7 +236,7 @@ def group_verdicts(table: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     verdicts = {}
     for group in "ABCDE":
         checks = [e["direction"][m]["agree"] for e in table if e["group"] == group
-                  for m in ("bleu", "ppl")]  # fmt: skip
+                  for m in METRICS]  # fmt: skip
         if checks:
             verdicts[group] = {"agree": sum(checks), "of": len(checks),
                                "agrees": 2 * sum(checks) >= len(checks)}  # fmt: skip
@@ -243,17 +245,16 @@ def group_verdicts(table: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
 
 def render(figures: dict[str, Any]) -> str:
     """The table as Markdown: ours beside the paper's, arrows for each direction."""
-    arrow = {-1: "↓", 0: "=", 1: "↑"}
     lines = [
         "| row | ours | BLEU | PPL | params | paper's row | paper BLEU | paper PPL | agrees |",
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for e in figures["rows"]:
         d = e.get("direction")
-        ours = {m: f" {arrow[d[m]['ours']]}" if d else "" for m in ("bleu", "ppl")}
-        paper = {m: f" {arrow[d[m]['paper']]}" if d else "" for m in ("bleu", "ppl")}
+        ours = {m: f" {ARROW[d[m]['ours']]}" if d else "" for m in METRICS}
+        paper = {m: f" {ARROW[d[m]['paper']]}" if d else "" for m in METRICS}
         agrees = "" if not d else " ".join(
-            f"{m.upper()} {'yes' if d[m]['agree'] else 'no'}" for m in ("bleu", "ppl")
+            f"{m.upper()} {'yes' if d[m]['agree'] else 'no'}" for m in METRICS
         )  # fmt: skip
         paper_cells = (f"{e['paper_bleu']}{paper['bleu']} | {e['paper_ppl']}{paper['ppl']}"
                        if e["group"] != "noise" else "— | —")  # fmt: skip

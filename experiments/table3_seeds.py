@@ -16,8 +16,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-ARROW = {-1: "↓", 0: "=", 1: "↑"}
-METRICS = ("bleu", "ppl")
+from experiments.table3 import ARROW, METRICS
 
 
 def compare(first: dict[str, Any], second: dict[str, Any]) -> dict[str, Any]:
